@@ -1,0 +1,5 @@
+import sys
+
+from invoicing.cli import main
+
+sys.exit(main())

@@ -1,0 +1,355 @@
+"""The invoice engine (R7-R14, R16): pure functions from contracts and state to planned invoices.
+
+No I/O, no clock, no globals. The state a contract carries from one run date to the next is the
+set of items already on a live invoice and the amount already invoiced per not-to-exceed line;
+the store derives the same state from its live invoices, which is why a preview over a range and a
+stored run over the same range agree (R20).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+from invoicing.model import (
+    BillingMethod,
+    Contract,
+    ContractLine,
+    ItemKey,
+    Milestone,
+    Outcome,
+    Portfolio,
+    SourceType,
+    Status,
+    Transaction,
+    TxnClass,
+    rounding_index,
+)
+from invoicing.money import ZERO, minor_unit, split_amount
+
+UNIT_SEPARATOR = "\u001f"
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    source_type: SourceType
+    source_id: str
+    txn_class: TxnClass | None
+    date: date
+    description: str
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    split_percent: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLine:
+    line_number: int
+    contract_line_id: str
+    line_name: str
+    billing_method: BillingMethod
+    cutoff: date | None  # T&M: the schedule row's cut-off; FP: none
+    amount: Decimal
+    details: tuple[Detail, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    invoice_id: str
+    contract_id: str
+    contract_name: str
+    customer_id: str
+    customer_name: str
+    invoice_date: date
+    due_date: date
+    currency: str
+    amount: Decimal
+    lines: tuple[InvoiceLine, ...]
+    status: Status = Status.DRAFT
+    invoice_number: str | None = None
+
+    def item_keys(self) -> Iterable[ItemKey]:
+        for line in self.lines:
+            for detail in line.details:
+                yield (detail.source_type, detail.source_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One RunLog row (X4): a due line's outcome on a run date, or one held item."""
+
+    run_date: date
+    contract_id: str
+    line_id: str
+    outcome: Outcome
+    items: int
+    amount: Decimal
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContractState:
+    """What a contract has already invoiced on live (Draft or Confirmed) invoices."""
+
+    invoiced: frozenset[ItemKey] = frozenset()
+    nte_used: Mapping[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContractPlan:
+    contract_id: str
+    run_date: date
+    invoices: tuple[Invoice, ...]
+    log: tuple[LogEntry, ...]
+    state: ContractState  # the state after this run date
+
+
+@dataclass(frozen=True, slots=True)
+class RangePlan:
+    invoices: tuple[Invoice, ...]
+    log: tuple[LogEntry, ...]
+    states: Mapping[str, ContractState]
+
+
+def invoice_id(contract_id: str, customer_id: str, run_date: date) -> str:
+    """R16: INV-YYYYMMDD-<first 10 hex digits of SHA-256(contract, customer, date)>."""
+    text = UNIT_SEPARATOR.join((contract_id, customer_id, run_date.isoformat()))
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return f"INV-{run_date:%Y%m%d}-{digest}"
+
+
+def plan_contract(contract: Contract, run_date: date, state: ContractState) -> ContractPlan:
+    """Plan one contract's invoices for run date ``run_date`` (R8-R12, R14)."""
+    places = minor_unit(contract.currency)
+    invoiced = set(state.invoiced)
+    nte_used = dict(state.nte_used)
+    log: list[LogEntry] = []
+    # customer id -> list of (line, cutoff, details) in line order
+    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail]]]] = {}
+    customer_names: dict[str, str] = {c.customer_id: c.name for c in contract.customers}
+
+    milestones_by_line, transactions_by_line = _items_by_line(contract)
+
+    for line in contract.lines:
+        due, cutoff = _due(line, run_date, milestones_by_line.get(line.line_id, ()))
+        if not due:
+            continue
+        items = _eligible(line, run_date, cutoff, invoiced, milestones_by_line, transactions_by_line)
+        taken: list[Milestone | Transaction] = []
+        held: list[Milestone | Transaction] = []
+        limit = line.not_to_exceed
+        used = nte_used.get(line.line_id, ZERO)
+        for item in items:
+            if limit is not None and used + item.amount > limit:
+                held.append(item)
+                continue
+            used += item.amount
+            taken.append(item)
+        if limit is not None:
+            nte_used[line.line_id] = used
+
+        customers = contract.customers_for(line)
+        r_index = rounding_index(customers)
+        percents = [c.split_percent for c in customers]
+        details_by_customer: dict[str, list[Detail]] = {}
+        for item in taken:
+            invoiced.add(_key(item))
+            shares = split_amount(item.amount, percents, r_index, places)
+            for customer, share in zip(customers, shares, strict=True):
+                if share == 0:
+                    continue
+                details_by_customer.setdefault(customer.customer_id, []).append(
+                    _detail(item, customer.split_percent, share)
+                )
+        for customer in customers:
+            customer_names.setdefault(customer.customer_id, customer.name)
+            details = details_by_customer.get(customer.customer_id)
+            if details:
+                per_customer.setdefault(customer.customer_id, []).append((line, cutoff, details))
+
+        total = sum((item.amount for item in taken), ZERO)
+        if taken:
+            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.INVOICED,
+                                len(taken), total, _invoiced_note(line, cutoff, len(held))))
+        else:
+            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.SKIPPED,
+                                0, ZERO, _skipped_note(line, cutoff, len(held))))
+        for item in held:
+            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.HELD, 1,
+                                item.amount, _held_note(item, limit, nte_used.get(line.line_id, ZERO))))
+
+    invoices = tuple(
+        _invoice(contract, customer_id, customer_names.get(customer_id, ""), run_date, lines)
+        for customer_id, lines in sorted(per_customer.items(), key=lambda kv: kv[0])
+    )
+    new_state = ContractState(frozenset(invoiced), nte_used)
+    return ContractPlan(contract.contract_id, run_date, invoices, tuple(log), new_state)
+
+
+def plan_range(
+    portfolio: Portfolio,
+    run_dates: Iterable[date],
+    states: Mapping[str, ContractState] | None = None,
+) -> RangePlan:
+    """Plan every contract for each run date in order, carrying state from date to date."""
+    current = dict(states or {})
+    invoices: list[Invoice] = []
+    log: list[LogEntry] = []
+    for run_date in run_dates:
+        for contract in portfolio.contracts:
+            plan = plan_contract(contract, run_date, current.get(contract.contract_id, ContractState()))
+            current[contract.contract_id] = plan.state
+            invoices.extend(plan.invoices)
+            log.extend(plan.log)
+    return RangePlan(tuple(invoices), tuple(log), current)
+
+
+def date_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> ContractState:
+    """The state implied by a contract's live invoices: how the store resumes (R13, R14)."""
+    invoiced: set[ItemKey] = set()
+    nte_lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
+    used: dict[str, Decimal] = {}
+    for invoice in invoices:
+        if invoice.status is Status.CANCELLED:
+            continue
+        for line in invoice.lines:
+            for detail in line.details:
+                invoiced.add((detail.source_type, detail.source_id))
+            if line.contract_line_id in nte_lines:
+                used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
+    return ContractState(frozenset(invoiced), used)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def _items_by_line(
+    contract: Contract,
+) -> tuple[dict[str, list[Milestone]], dict[str, list[Transaction]]]:
+    milestones: dict[str, list[Milestone]] = {}
+    for m in contract.milestones:
+        milestones.setdefault(m.line_id, []).append(m)
+    transactions: dict[str, list[Transaction]] = {}
+    for t in contract.transactions:
+        transactions.setdefault(t.line_id, []).append(t)
+    return milestones, transactions
+
+
+def _due(line: ContractLine, run_date: date, milestones: Iterable[Milestone]) -> tuple[bool, date | None]:
+    """R8: is the line due on ``run_date``, and with which cut-off (T&M only)."""
+    if line.billing_method is BillingMethod.FIXED_PRICE:
+        return any(m.date == run_date for m in milestones), None
+    if line.schedule is None:
+        return False, None
+    cutoff = line.schedule.cutoff_on(run_date)
+    return cutoff is not None, cutoff
+
+
+def _eligible(
+    line: ContractLine,
+    run_date: date,
+    cutoff: date | None,
+    invoiced: set[ItemKey],
+    milestones_by_line: Mapping[str, list[Milestone]],
+    transactions_by_line: Mapping[str, list[Transaction]],
+) -> list[Milestone | Transaction]:
+    """R7, R9, R11: ready, chargeable, not yet invoiced items up to the cut-off, in (date, id) order."""
+    items: list[Milestone | Transaction]
+    if line.billing_method is BillingMethod.FIXED_PRICE:
+        items = [
+            m for m in milestones_by_line.get(line.line_id, ())
+            if m.ready and m.amount != 0 and m.date <= run_date
+            and (SourceType.MILESTONE, m.milestone_id) not in invoiced
+        ]
+        items.sort(key=lambda m: (m.date, m.milestone_id))
+    else:
+        assert cutoff is not None
+        items = [
+            t for t in transactions_by_line.get(line.line_id, ())
+            if t.ready and t.amount != 0 and t.date <= cutoff and t.txn_class in line.classes
+            and (SourceType.TRANSACTION, t.transaction_id) not in invoiced
+        ]
+        items.sort(key=lambda t: (t.date, t.transaction_id))
+    return items
+
+
+def _key(item: Milestone | Transaction) -> ItemKey:
+    if isinstance(item, Milestone):
+        return (SourceType.MILESTONE, item.milestone_id)
+    return (SourceType.TRANSACTION, item.transaction_id)
+
+
+def _detail(item: Milestone | Transaction, percent: Decimal, share: Decimal) -> Detail:
+    if isinstance(item, Milestone):
+        return Detail(SourceType.MILESTONE, item.milestone_id, None, item.date, item.name,
+                      None, None, percent, share)
+    return Detail(SourceType.TRANSACTION, item.transaction_id, item.txn_class, item.date,
+                  item.description, item.quantity, item.unit_price, percent, share)
+
+
+def _invoice(
+    contract: Contract,
+    customer_id: str,
+    customer_name: str,
+    run_date: date,
+    lines: list[tuple[ContractLine, date | None, list[Detail]]],
+) -> Invoice:
+    invoice_lines = tuple(
+        InvoiceLine(
+            line_number=number,
+            contract_line_id=line.line_id,
+            line_name=line.name,
+            billing_method=line.billing_method,
+            cutoff=cutoff,
+            amount=sum((d.amount for d in details), ZERO),
+            details=tuple(details),
+        )
+        for number, (line, cutoff, details) in enumerate(lines, start=1)
+    )
+    return Invoice(
+        invoice_id=invoice_id(contract.contract_id, customer_id, run_date),
+        contract_id=contract.contract_id,
+        contract_name=contract.name,
+        customer_id=customer_id,
+        customer_name=customer_name,
+        invoice_date=run_date,
+        due_date=run_date + timedelta(days=contract.payment_terms_days),
+        currency=contract.currency,
+        amount=sum((line.amount for line in invoice_lines), ZERO),
+        lines=invoice_lines,
+    )
+
+
+def _invoiced_note(line: ContractLine, cutoff: date | None, held: int) -> str:
+    scope = f"cut-off {cutoff.isoformat()}" if cutoff else "milestones due"
+    extra = f"; {held} held by not-to-exceed" if held else ""
+    return f"{scope}{extra}"
+
+
+def _skipped_note(line: ContractLine, cutoff: date | None, held: int) -> str:
+    if held:
+        return f"every ready item held by not-to-exceed ({held})"
+    if cutoff:
+        return f"nothing ready to invoice up to cut-off {cutoff.isoformat()}"
+    return "no ready milestone to invoice"
+
+
+def _held_note(item: Milestone | Transaction, limit: Decimal | None, used: Decimal) -> str:
+    source = "milestone" if isinstance(item, Milestone) else "transaction"
+    item_id = item.milestone_id if isinstance(item, Milestone) else item.transaction_id
+    return (
+        f"{source} {item_id} ({item.amount}) held: it would take the line past its "
+        f"not-to-exceed {limit} (already invoiced {used})"
+    )
+
+
+def with_status(invoice: Invoice, status: Status, number: str | None = None) -> Invoice:
+    return replace(invoice, status=status, invoice_number=number)

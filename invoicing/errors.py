@@ -1,0 +1,48 @@
+"""Problems found in user input, reported as data (W10) rather than raised one at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem with the input, located as precisely as the input allows.
+
+    ``cell`` is an A1 reference such as ``F12``; it may be empty for a problem that belongs to a
+    whole sheet (a missing required sheet) or to the file itself.
+    """
+
+    sheet: str
+    cell: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.sheet and self.cell:
+            return f"{self.sheet}!{self.cell}: {self.message}"
+        if self.sheet:
+            return f"{self.sheet}: {self.message}"
+        return self.message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"sheet": self.sheet, "cell": self.cell, "message": self.message}
+
+
+class InputRejected(Exception):
+    """The input has problems; nothing was produced or written. Carries every problem found."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...], title: str = "The workbook has errors"):
+        self.problems = tuple(problems)
+        self.title = title
+        super().__init__("\n".join(str(p) for p in self.problems) or title)
+
+
+class UploadRejected(Exception):
+    """The upload is not something we parse at all (too large, not xlsx, dangerous zip: SPEC L).
+
+    ``status`` is the HTTP status the functions answer with (413 or 415 or 422).
+    """
+
+    def __init__(self, message: str, status: int = 415):
+        self.status = status
+        super().__init__(message)

@@ -1,0 +1,133 @@
+"""The records the engine works on: dumb, immutable, validated before they are built.
+
+A ``Contract`` carries everything that belongs to it (customers, lines, milestones, transactions),
+because a contract is the unit the engine plans and the store partitions (S4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from invoicing.schedule import Schedule
+
+
+class BillingMethod(str, Enum):
+    TIME_AND_MATERIAL = "Time and material"
+    FIXED_PRICE = "Fixed price"
+
+
+class TxnClass(str, Enum):
+    TIME = "Time"
+    EXPENSE = "Expense"
+    MATERIAL = "Material"
+    FEE = "Fee"
+
+
+ALL_CLASSES: frozenset[TxnClass] = frozenset(TxnClass)
+
+
+class SourceType(str, Enum):
+    TRANSACTION = "Transaction"
+    MILESTONE = "Milestone"
+
+
+class Status(str, Enum):
+    DRAFT = "Draft"
+    CONFIRMED = "Confirmed"
+    CANCELLED = "Cancelled"
+
+
+class Outcome(str, Enum):
+    INVOICED = "Invoiced"
+    SKIPPED = "Skipped"
+    HELD = "Held"
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    customer_id: str
+    name: str
+    split_percent: Decimal
+    rounding: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContractLine:
+    line_id: str
+    name: str
+    billing_method: BillingMethod
+    classes: frozenset[TxnClass] = ALL_CLASSES
+    not_to_exceed: Decimal | None = None
+    schedule: Schedule | None = None  # T&M only; FP lines are due on their milestone dates
+    customers: tuple[Customer, ...] = ()  # line-level override (R2); empty = the contract's list
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    milestone_id: str
+    line_id: str
+    name: str
+    date: date
+    amount: Decimal
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    transaction_id: str
+    line_id: str
+    txn_class: TxnClass
+    date: date
+    amount: Decimal
+    ready: bool
+    description: str = ""
+    resource: str = ""
+    quantity: Decimal | None = None
+    unit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    contract_id: str
+    name: str
+    currency: str
+    customers: tuple[Customer, ...]
+    lines: tuple[ContractLine, ...]
+    milestones: tuple[Milestone, ...] = ()
+    transactions: tuple[Transaction, ...] = ()
+    payment_terms_days: int = 30
+
+    def customers_for(self, line: ContractLine) -> tuple[Customer, ...]:
+        return line.customers or self.customers
+
+
+@dataclass(frozen=True, slots=True)
+class Portfolio:
+    """Every contract of one input workbook, in workbook order."""
+
+    contracts: tuple[Contract, ...] = ()
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+    def contract(self, contract_id: str) -> Contract | None:
+        for contract in self.contracts:
+            if contract.contract_id == contract_id:
+                return contract
+        return None
+
+
+# An item is identified within its contract by its kind and id (TransactionId is unique across
+# the workbook, MilestoneId within its contract: W9).
+ItemKey = tuple[SourceType, str]
+
+
+def rounding_index(customers: tuple[Customer, ...]) -> int:
+    """The rounding customer (R2): the flagged one, else the first listed."""
+    for i, customer in enumerate(customers):
+        if customer.rounding:
+            return i
+    return 0
