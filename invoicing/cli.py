@@ -61,7 +61,8 @@ def read_upload(path: str, settings: Settings) -> bytes:
     size = file.stat().st_size
     if size > settings.max_upload_bytes:
         raise UploadRejected(
-            f"{path} is {size:,} bytes; the limit is {settings.max_upload_bytes:,} bytes", status=413
+            f"{path} is {size:,} bytes; the limit is {settings.max_upload_bytes:,} bytes",
+            status=413,
         )
     return file.read_bytes()
 
@@ -96,18 +97,17 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     write_output(args.output, result.workbook)
-    print(
-        f"{len(result.invoices)} invoice(s) from {span[0]} to {span[1]} written to {args.output}"
-    )
+    print(f"{len(result.invoices)} invoice(s) from {span[0]} to {span[1]} written to {args.output}")
     for invoice in result.invoices:
         print(
             f"  {invoice.invoice_date}  {invoice.invoice_id}  {invoice.contract_id}  "
-            f"{invoice.customer_id}  {invoice.currency} {invoice.amount}  {len(invoice.lines)} line(s)"
+            f"{invoice.customer_id}  {invoice.currency} {invoice.amount}  "
+            f"{len(invoice.lines)} line(s)"
         )
     return EXIT_OK
 
 
-# ---- storage commands (implemented in invoicing.services) -----------------------------------------
+# ---- storage commands (implemented in invoicing.services) ----------------------------------
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +149,9 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m invoicing", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m invoicing", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("template", help="write the blank input template")
@@ -195,7 +197,6 @@ def _date_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date")
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:

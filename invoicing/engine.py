@@ -97,6 +97,10 @@ class ContractState:
 
     invoiced: frozenset[ItemKey] = frozenset()
     nte_used: Mapping[str, Decimal] = field(default_factory=dict)
+    # Per line, how many of the index's candidates are known to be invoiced already: a pure
+    # optimisation (planning skips them), so it takes no part in equality.
+    progress: Mapping[str, int] = field(default_factory=dict, compare=False)
+    progress_of: ContractIndex | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,33 +126,94 @@ def invoice_id(contract_id: str, customer_id: str, run_date: date) -> str:
     return f"INV-{run_date:%Y%m%d}-{digest}"
 
 
-def plan_contract(contract: Contract, run_date: date, state: ContractState) -> ContractPlan:
-    """Plan one contract's invoices for run date ``run_date`` (R8-R12, R14)."""
+@dataclass(frozen=True, slots=True)
+class ContractIndex:
+    """A contract's invoicable items per line, filtered and sorted once (an optimisation).
+
+    Only items that can ever be invoiced on the line are kept (ready, nonzero, a class the line
+    bills), in (date, id) order, so planning a date reads each line's candidates up to its cut-off.
+    """
+
+    candidates: Mapping[str, list[tuple[date, ItemKey, Milestone | Transaction]]]
+    milestone_dates: Mapping[str, frozenset[date]]
+
+
+def index_contract(contract: Contract) -> ContractIndex:
+    lines = {line.line_id: line for line in contract.lines}
+    candidates: dict[str, list[tuple[date, ItemKey, Milestone | Transaction]]] = {
+        line_id: [] for line_id in lines
+    }
+    milestone_dates: dict[str, set[date]] = {}
+    for m in contract.milestones:
+        milestone_dates.setdefault(m.line_id, set()).add(m.date)
+        if m.ready and m.amount != 0 and m.line_id in candidates:
+            candidates[m.line_id].append((m.date, (SourceType.MILESTONE, m.milestone_id), m))
+    for t in contract.transactions:
+        line = lines.get(t.line_id)
+        if t.ready and t.amount != 0 and line is not None and t.txn_class in line.classes:
+            candidates[t.line_id].append((t.date, (SourceType.TRANSACTION, t.transaction_id), t))
+    for items in candidates.values():
+        items.sort(key=lambda entry: (entry[0], entry[1][1]))
+    return ContractIndex(candidates, {k: frozenset(v) for k, v in milestone_dates.items()})
+
+
+def plan_contract(
+    contract: Contract,
+    run_date: date,
+    state: ContractState,
+    index: ContractIndex | None = None,
+) -> ContractPlan:
+    """Plan one contract's invoices for run date ``run_date`` (R8-R12, R14).
+
+    ``index`` (from ``index_contract``) is an optimisation for planning many dates of one contract.
+    """
+    if index is None:
+        index = index_contract(contract)
+    due_lines = []
+    for line in contract.lines:
+        due, cutoff = _due(line, run_date, index.milestone_dates.get(line.line_id, frozenset()))
+        if due:
+            due_lines.append((line, cutoff))
+    if not due_lines:
+        return ContractPlan(contract.contract_id, run_date, (), (), state)
     places = minor_unit(contract.currency)
-    invoiced = set(state.invoiced)
+    invoiced = state.invoiced
+    newly_invoiced: set[ItemKey] = set()
+    # Progress counts positions in one index: it means nothing for another version of the contract.
+    progress = dict(state.progress) if state.progress_of is index else {}
     nte_used = dict(state.nte_used)
     log: list[LogEntry] = []
     # customer id -> list of (line, cutoff, details) in line order
     per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail]]]] = {}
     customer_names: dict[str, str] = {c.customer_id: c.name for c in contract.customers}
 
-    milestones_by_line, transactions_by_line = _items_by_line(contract)
-
-    for line in contract.lines:
-        due, cutoff = _due(line, run_date, milestones_by_line.get(line.line_id, ()))
-        if not due:
-            continue
-        items = _eligible(line, run_date, cutoff, invoiced, milestones_by_line, transactions_by_line)
+    for line, cutoff in due_lines:
+        # R9: a due FP line takes milestones dated up to D; a due T&M line items up to its cut-off.
+        limit_date = run_date if cutoff is None else cutoff
+        candidates = index.candidates[line.line_id]
+        position, count = progress.get(line.line_id, 0), len(candidates)
+        items = []
+        while position < count:
+            item_date, key, item = candidates[position]
+            if item_date > limit_date:
+                break
+            if key not in invoiced:
+                items.append((position, key, item))
+            position += 1
         taken: list[Milestone | Transaction] = []
         held: list[Milestone | Transaction] = []
         limit = line.not_to_exceed
         used = nte_used.get(line.line_id, ZERO)
-        for item in items:
+        first_open = position
+        for item_position, key, item in items:
             if limit is not None and used + item.amount > limit:
                 held.append(item)
+                first_open = min(first_open, item_position)
                 continue
             used += item.amount
             taken.append(item)
+            newly_invoiced.add(key)
+        progress[line.line_id] = first_open
         if limit is not None:
             nte_used[line.line_id] = used
 
@@ -157,7 +222,6 @@ def plan_contract(contract: Contract, run_date: date, state: ContractState) -> C
         percents = [c.split_percent for c in customers]
         details_by_customer: dict[str, list[Detail]] = {}
         for item in taken:
-            invoiced.add(_key(item))
             shares = split_amount(item.amount, percents, r_index, places)
             for customer, share in zip(customers, shares, strict=True):
                 if share == 0:
@@ -173,20 +237,44 @@ def plan_contract(contract: Contract, run_date: date, state: ContractState) -> C
 
         total = sum((item.amount for item in taken), ZERO)
         if taken:
-            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.INVOICED,
-                                len(taken), total, _invoiced_note(line, cutoff, len(held))))
+            log.append(
+                LogEntry(
+                    run_date,
+                    contract.contract_id,
+                    line.line_id,
+                    Outcome.INVOICED,
+                    len(taken),
+                    total,
+                    _invoiced_note(line, cutoff, len(held)),
+                )
+            )
         else:
-            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.SKIPPED,
-                                0, ZERO, _skipped_note(line, cutoff, len(held))))
+            log.append(
+                LogEntry(
+                    run_date,
+                    contract.contract_id,
+                    line.line_id,
+                    Outcome.SKIPPED,
+                    0,
+                    ZERO,
+                    _skipped_note(line, cutoff, len(held)),
+                )
+            )
         for item in held:
-            log.append(LogEntry(run_date, contract.contract_id, line.line_id, Outcome.HELD, 1,
-                                item.amount, _held_note(item, limit, nte_used.get(line.line_id, ZERO))))
+            note = _held_note(item, limit, nte_used.get(line.line_id, ZERO))
+            log.append(
+                LogEntry(
+                    run_date, contract.contract_id, line.line_id, Outcome.HELD, 1, item.amount, note
+                )
+            )
 
     invoices = tuple(
         _invoice(contract, customer_id, customer_names.get(customer_id, ""), run_date, lines)
         for customer_id, lines in sorted(per_customer.items(), key=lambda kv: kv[0])
     )
-    new_state = ContractState(frozenset(invoiced), nte_used)
+    new_state = ContractState(
+        invoiced | newly_invoiced if newly_invoiced else invoiced, nte_used, progress, index
+    )
     return ContractPlan(contract.contract_id, run_date, invoices, tuple(log), new_state)
 
 
@@ -199,9 +287,11 @@ def plan_range(
     current = dict(states or {})
     invoices: list[Invoice] = []
     log: list[LogEntry] = []
+    indexes = [index_contract(contract) for contract in portfolio.contracts]
     for run_date in run_dates:
-        for contract in portfolio.contracts:
-            plan = plan_contract(contract, run_date, current.get(contract.contract_id, ContractState()))
+        for contract, index in zip(portfolio.contracts, indexes, strict=True):
+            state = current.get(contract.contract_id, ContractState())
+            plan = plan_contract(contract, run_date, state, index)
             current[contract.contract_id] = plan.state
             invoices.extend(plan.invoices)
             log.extend(plan.log)
@@ -231,68 +321,42 @@ def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> Cont
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def _items_by_line(
-    contract: Contract,
-) -> tuple[dict[str, list[Milestone]], dict[str, list[Transaction]]]:
-    milestones: dict[str, list[Milestone]] = {}
-    for m in contract.milestones:
-        milestones.setdefault(m.line_id, []).append(m)
-    transactions: dict[str, list[Transaction]] = {}
-    for t in contract.transactions:
-        transactions.setdefault(t.line_id, []).append(t)
-    return milestones, transactions
-
-
-def _due(line: ContractLine, run_date: date, milestones: Iterable[Milestone]) -> tuple[bool, date | None]:
+def _due(
+    line: ContractLine, run_date: date, milestone_dates: frozenset[date]
+) -> tuple[bool, date | None]:
     """R8: is the line due on ``run_date``, and with which cut-off (T&M only)."""
     if line.billing_method is BillingMethod.FIXED_PRICE:
-        return any(m.date == run_date for m in milestones), None
+        return run_date in milestone_dates, None
     if line.schedule is None:
         return False, None
     cutoff = line.schedule.cutoff_on(run_date)
     return cutoff is not None, cutoff
 
 
-def _eligible(
-    line: ContractLine,
-    run_date: date,
-    cutoff: date | None,
-    invoiced: set[ItemKey],
-    milestones_by_line: Mapping[str, list[Milestone]],
-    transactions_by_line: Mapping[str, list[Transaction]],
-) -> list[Milestone | Transaction]:
-    """R7, R9, R11: ready, chargeable, not yet invoiced items up to the cut-off, in (date, id) order."""
-    items: list[Milestone | Transaction]
-    if line.billing_method is BillingMethod.FIXED_PRICE:
-        items = [
-            m for m in milestones_by_line.get(line.line_id, ())
-            if m.ready and m.amount != 0 and m.date <= run_date
-            and (SourceType.MILESTONE, m.milestone_id) not in invoiced
-        ]
-        items.sort(key=lambda m: (m.date, m.milestone_id))
-    else:
-        assert cutoff is not None
-        items = [
-            t for t in transactions_by_line.get(line.line_id, ())
-            if t.ready and t.amount != 0 and t.date <= cutoff and t.txn_class in line.classes
-            and (SourceType.TRANSACTION, t.transaction_id) not in invoiced
-        ]
-        items.sort(key=lambda t: (t.date, t.transaction_id))
-    return items
-
-
-def _key(item: Milestone | Transaction) -> ItemKey:
-    if isinstance(item, Milestone):
-        return (SourceType.MILESTONE, item.milestone_id)
-    return (SourceType.TRANSACTION, item.transaction_id)
-
-
 def _detail(item: Milestone | Transaction, percent: Decimal, share: Decimal) -> Detail:
     if isinstance(item, Milestone):
-        return Detail(SourceType.MILESTONE, item.milestone_id, None, item.date, item.name,
-                      None, None, percent, share)
-    return Detail(SourceType.TRANSACTION, item.transaction_id, item.txn_class, item.date,
-                  item.description, item.quantity, item.unit_price, percent, share)
+        return Detail(
+            SourceType.MILESTONE,
+            item.milestone_id,
+            None,
+            item.date,
+            item.name,
+            None,
+            None,
+            percent,
+            share,
+        )
+    return Detail(
+        SourceType.TRANSACTION,
+        item.transaction_id,
+        item.txn_class,
+        item.date,
+        item.description,
+        item.quantity,
+        item.unit_price,
+        percent,
+        share,
+    )
 
 
 def _invoice(

@@ -31,7 +31,9 @@ class Problem:
 class InputRejected(Exception):
     """The input has problems; nothing was produced or written. Carries every problem found."""
 
-    def __init__(self, problems: list[Problem] | tuple[Problem, ...], title: str = "The workbook has errors"):
+    def __init__(
+        self, problems: list[Problem] | tuple[Problem, ...], title: str = "The workbook has errors"
+    ):
         self.problems = tuple(problems)
         self.title = title
         super().__init__("\n".join(str(p) for p in self.problems) or title)

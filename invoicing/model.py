@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from invoicing.schedule import Schedule
 
 
-class BillingMethod(str, Enum):
+class BillingMethod(StrEnum):
     TIME_AND_MATERIAL = "Time and material"
     FIXED_PRICE = "Fixed price"
 
 
-class TxnClass(str, Enum):
+class TxnClass(StrEnum):
     TIME = "Time"
     EXPENSE = "Expense"
     MATERIAL = "Material"
@@ -31,18 +31,18 @@ class TxnClass(str, Enum):
 ALL_CLASSES: frozenset[TxnClass] = frozenset(TxnClass)
 
 
-class SourceType(str, Enum):
+class SourceType(StrEnum):
     TRANSACTION = "Transaction"
     MILESTONE = "Milestone"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     DRAFT = "Draft"
     CONFIRMED = "Confirmed"
     CANCELLED = "Cancelled"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     INVOICED = "Invoiced"
     SKIPPED = "Skipped"
     HELD = "Held"

@@ -41,7 +41,7 @@ def is_currency(code: str) -> bool:
 
 
 def minor_unit(code: str) -> int:
-    """Decimals of the currency's minor unit; ``KeyError`` for a code that is not active ISO 4217."""
+    """Decimals of the currency's minor unit; ``KeyError`` for a code not in active ISO 4217."""
     return MINOR_UNITS[code]
 
 
@@ -70,10 +70,13 @@ def split_amount(
     negative amount, so the surplus is taken back one minor unit at a time from the shares rounded
     up the most (ties: the last listed first), which keeps every share within one unit of exact.
     """
+    if len(percents) == 1:
+        return [amount]
     unit = _QUANTA[places]
     exact = [amount * pct / HUNDRED for pct in percents]
     shares = [
-        ZERO if i == rounding_index else round_half_up(value, places) for i, value in enumerate(exact)
+        ZERO if i == rounding_index else round_half_up(value, places)
+        for i, value in enumerate(exact)
     ]
     remainder = amount - sum(shares, ZERO)
     if remainder < 0:

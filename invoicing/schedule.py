@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE, relativedelta, weekday
@@ -21,7 +21,7 @@ from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrulestr
 ONE_DAY = timedelta(days=1)
 
 
-class Frequency(str, Enum):
+class Frequency(StrEnum):
     DAILY = "Daily"
     WEEKLY = "Weekly"
     BIWEEKLY = "Biweekly"
@@ -31,8 +31,13 @@ class Frequency(str, Enum):
 
 
 WEEKDAYS: dict[str, weekday] = {
-    "monday": MO, "tuesday": TU, "wednesday": WE, "thursday": TH,
-    "friday": FR, "saturday": SA, "sunday": SU,
+    "monday": MO,
+    "tuesday": TU,
+    "wednesday": WE,
+    "thursday": TH,
+    "friday": FR,
+    "saturday": SA,
+    "sunday": SU,
 }
 _WEEKDAY_ABBREVIATIONS = {name[:3]: wd for name, wd in WEEKDAYS.items()}
 ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
@@ -73,7 +78,10 @@ MonthDay = int | str | tuple[int, weekday]
 
 @dataclass(frozen=True, slots=True)
 class GeneratedSchedule:
-    """A schedule generated on the line from Frequency/RunDay or an RRULE (W3); cut-off = day before."""
+    """A schedule generated on the line from Frequency/RunDay or an RRULE (W3).
+
+    The cut-off of a generated run date is the day before it.
+    """
 
     first: date
     last: date | None
@@ -96,7 +104,7 @@ class GeneratedSchedule:
         if freq is Frequency.WEEKLY:
             return day.weekday() == self.weekday.weekday  # type: ignore[union-attr]
         if freq is Frequency.BIWEEKLY:
-            anchor = self.first + relativedelta(weekday=self.weekday(+1))  # type: ignore[misc]
+            anchor = _biweekly_anchor(self.first, self.weekday)  # type: ignore[arg-type]
             return day >= anchor and (day - anchor).days % 14 == 0
         if freq is Frequency.QUARTERLY and (day.month - self.first.month) % 3:
             return False
@@ -116,6 +124,13 @@ def run_dates(schedule: Schedule, start: date, end: date) -> Iterator[ScheduleRo
         day += ONE_DAY
 
 
+@lru_cache(maxsize=256)
+def _biweekly_anchor(first: date, wd: weekday) -> date:
+    """Biweekly starts at the first RunDay on or after FirstRunDate (R5)."""
+    return first + relativedelta(weekday=wd(+1))
+
+
+@lru_cache(maxsize=65536)
 def _day_in_month(spec: MonthDay, year: int, month: int) -> date:
     first = date(year, month, 1)
     if spec == LAST:
@@ -203,7 +218,10 @@ def generated_schedule(
         if _month_day_key(specs[0]) == _month_day_key(specs[1]):  # type: ignore[arg-type]
             raise ScheduleError("RunDay", f'RunDay "{day_text}" names the same day twice')
         return GeneratedSchedule(
-            first=first, last=last, frequency=freq, month_days=tuple(specs)  # type: ignore[arg-type]
+            first=first,
+            last=last,
+            frequency=freq,
+            month_days=tuple(specs),  # type: ignore[arg-type]
         )
     spec = parse_month_day(day_text) if day_text else first.day
     if spec is None:
@@ -233,20 +251,22 @@ def _checked_rrule(text: str, first: date) -> str:
     if body.upper().startswith("RRULE:"):
         body = body[6:]
     if "\n" in body or "DTSTART" in body.upper():
-        raise ScheduleError("RRule", "RRule holds one RRULE without DTSTART (FirstRunDate is DTSTART)")
+        raise ScheduleError(
+            "RRule", "RRule holds one RRULE without DTSTART (FirstRunDate is DTSTART)"
+        )
     upper = body.upper()
     if "WKST=" not in upper:
         # rrule's default week start is a process-global calendar setting; pin it (REFERENCE).
         body = f"{body};WKST=MO"
     match = re.search(r"FREQ=([A-Z]+)", upper)
     if not match or match.group(1) not in _RRULE_FREQ_NAMES:
-        raise ScheduleError(
-            "RRule", f'RRule "{text}" needs FREQ=DAILY, WEEKLY, MONTHLY or YEARLY'
-        )
+        raise ScheduleError("RRule", f'RRule "{text}" needs FREQ=DAILY, WEEKLY, MONTHLY or YEARLY')
     try:
         rule = rrulestr(body, dtstart=datetime(first.year, first.month, first.day))
     except (ValueError, TypeError) as exc:
-        raise ScheduleError("RRule", f'RRule "{text}" is not a valid RFC 5545 RRULE ({exc})') from None
+        raise ScheduleError(
+            "RRule", f'RRule "{text}" is not a valid RFC 5545 RRULE ({exc})'
+        ) from None
     if rule._freq not in _ALLOWED_RRULE_FREQ:  # type: ignore[attr-defined]
         raise ScheduleError("RRule", f'RRule "{text}" needs FREQ=DAILY, WEEKLY, MONTHLY or YEARLY')
     return body

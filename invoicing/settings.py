@@ -1,4 +1,7 @@
-"""Every app setting in one place, read from the environment with defaults and validation (H, L, S2)."""
+"""Every app setting in one place: read from the environment, with defaults and validation.
+
+Names are those of SPEC H, L and S2.
+"""
 
 from __future__ import annotations
 

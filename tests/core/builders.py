@@ -32,7 +32,9 @@ def schedule(*run_dates: str, cutoffs: dict[str, str] | None = None) -> Explicit
     rows = []
     for text in run_dates:
         run = D(text)
-        rows.append(ScheduleRow(run, D(cutoffs[text]) if text in cutoffs else run - timedelta(days=1)))
+        rows.append(
+            ScheduleRow(run, D(cutoffs[text]) if text in cutoffs else run - timedelta(days=1))
+        )
     return ExplicitSchedule(tuple(rows))
 
 
@@ -70,7 +72,9 @@ def txn(
     return Transaction(tid, line_id, cls, D(day), Decimal(amount), ready, description=f"{tid} work")
 
 
-def milestone(mid: str, day: str, amount: str, line_id: str = "FP", ready: bool = True) -> Milestone:
+def milestone(
+    mid: str, day: str, amount: str, line_id: str = "FP", ready: bool = True
+) -> Milestone:
     return Milestone(mid, line_id, f"{mid} milestone", D(day), Decimal(amount), ready)
 
 

@@ -64,26 +64,49 @@ def contracts(draw, index: int = 0) -> Contract:
                 back = draw(st.integers(1, 5))
                 rows.append(ScheduleRow(run, run - timedelta(days=back)))
             nte = draw(st.none() | amounts)
-            lines.append(ContractLine(line_id, line_id, BillingMethod.TIME_AND_MATERIAL,
-                                      not_to_exceed=nte, schedule=ExplicitSchedule(tuple(rows))))
+            lines.append(
+                ContractLine(
+                    line_id,
+                    line_id,
+                    BillingMethod.TIME_AND_MATERIAL,
+                    not_to_exceed=nte,
+                    schedule=ExplicitSchedule(tuple(rows)),
+                )
+            )
             for ti in range(draw(st.integers(0, 8))):
-                transactions.append(Transaction(
-                    f"T{index}-{li}-{ti}", line_id, draw(st.sampled_from(list(TxnClass))),
-                    START + timedelta(days=draw(st.integers(-5, DAYS))), draw(amounts),
-                    draw(st.booleans() | st.just(True))))
+                transactions.append(
+                    Transaction(
+                        f"T{index}-{li}-{ti}",
+                        line_id,
+                        draw(st.sampled_from(list(TxnClass))),
+                        START + timedelta(days=draw(st.integers(-5, DAYS))),
+                        draw(amounts),
+                        draw(st.booleans() | st.just(True)),
+                    )
+                )
         else:
             lines.append(ContractLine(line_id, line_id, BillingMethod.FIXED_PRICE))
             for mi in range(draw(st.integers(0, 4))):
-                milestones.append(Milestone(
-                    f"M{li}-{mi}", line_id, "m", START + timedelta(days=draw(st.integers(0, DAYS))),
-                    draw(amounts), draw(st.booleans() | st.just(True))))
-    return Contract(f"C{index}", "c", currency, customers, tuple(lines), tuple(milestones),
-                    tuple(transactions))
+                milestones.append(
+                    Milestone(
+                        f"M{li}-{mi}",
+                        line_id,
+                        "m",
+                        START + timedelta(days=draw(st.integers(0, DAYS))),
+                        draw(amounts),
+                        draw(st.booleans() | st.just(True)),
+                    )
+                )
+    return Contract(
+        f"C{index}", "c", currency, customers, tuple(lines), tuple(milestones), tuple(transactions)
+    )
 
 
-portfolios = st.lists(st.integers(0, 0), min_size=1, max_size=3).flatmap(
-    lambda xs: st.tuples(*[contracts(i) for i in range(len(xs))])
-).map(Portfolio)
+portfolios = (
+    st.lists(st.integers(0, 0), min_size=1, max_size=3)
+    .flatmap(lambda xs: st.tuples(*[contracts(i) for i in range(len(xs))]))
+    .map(Portfolio)
+)
 
 
 def _eligible_by_end(contract: Contract, end: date) -> set[tuple[SourceType, str]]:
@@ -96,7 +119,9 @@ def _eligible_by_end(contract: Contract, end: date) -> set[tuple[SourceType, str
         if t.ready and t.amount != 0 and any(t.date <= c for c in cutoffs):
             out.add((SourceType.TRANSACTION, t.transaction_id))
     for m in contract.milestones:
-        run_dates = [x.date for x in contract.milestones if x.line_id == m.line_id and x.date <= end]
+        run_dates = [
+            x.date for x in contract.milestones if x.line_id == m.line_id and x.date <= end
+        ]
         if m.ready and m.amount != 0 and any(m.date <= d for d in run_dates):
             out.add((SourceType.MILESTONE, m.milestone_id))
     return out
@@ -119,7 +144,9 @@ def test_every_eligible_item_is_invoiced_exactly_once_or_held(portfolio):
         assert len(dates_) == 1, f"{key} invoiced on several dates {dates_}"
     held_notes = [e.note for e in plan.log if e.outcome is Outcome.HELD]
     for contract in portfolio.contracts:
-        items = {(SourceType.TRANSACTION, t.transaction_id): t.amount for t in contract.transactions}
+        items = {
+            (SourceType.TRANSACTION, t.transaction_id): t.amount for t in contract.transactions
+        }
         items |= {(SourceType.MILESTONE, m.milestone_id): m.amount for m in contract.milestones}
         for kind, item_id in _eligible_by_end(contract, days[-1]):
             key = (contract.contract_id, kind, item_id)

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from invoicing.money import is_currency, minor_unit, round_half_up, split_amount
 
 
-@pytest.mark.parametrize(("code", "places"), [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3),
-                                              ("BHD", 3), ("CLF", 4), ("KRW", 0)])
+@pytest.mark.parametrize(
+    ("code", "places"),
+    [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3), ("CLF", 4), ("KRW", 0)],
+)
 def test_minor_unit_follows_iso_4217(code, places):
     assert minor_unit(code) == places
 
@@ -29,8 +31,9 @@ def test_round_half_up_rounds_halves_away_from_zero():
 
 
 def test_split_rounding_customer_takes_remainder():
-    assert split_amount(Decimal("100.00"), [Decimal("33.3333")] * 2 + [Decimal("33.3334")], 2, 2) == [
-        Decimal("33.33"), Decimal("33.33"), Decimal("33.34")]
+    assert split_amount(
+        Decimal("100.00"), [Decimal("33.3333")] * 2 + [Decimal("33.3334")], 2, 2
+    ) == [Decimal("33.33"), Decimal("33.33"), Decimal("33.34")]
 
 
 def test_split_never_gives_a_negative_share_when_round_ups_exceed_the_rounding_share():
@@ -60,7 +63,9 @@ def _to_percents(weights: list[int]) -> list[Decimal]:
     splits=percents,
     data=st.data(),
 )
-def test_shares_always_sum_exactly_to_the_amount_and_are_never_negative(amount, places, splits, data):
+def test_shares_always_sum_exactly_to_the_amount_and_are_never_negative(
+    amount, places, splits, data
+):
     if any(p <= 0 for p in splits):
         return
     value = Decimal(amount).scaleb(-places)

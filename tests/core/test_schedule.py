@@ -35,26 +35,52 @@ def test_biweekly_starts_at_the_first_run_day_on_or_after_first_run_date():
 
 def test_monthly_day_31_lands_on_the_last_day_of_short_months():
     s = gen("Monthly", "31", "2024-01-01", "2024-06-30")
-    assert dates(s, "2024-01-01", "2024-12-31") == ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30", "2024-05-31",
-                        "2024-06-30"]
+    assert dates(s, "2024-01-01", "2024-12-31") == [
+        "2024-01-31",
+        "2024-02-29",
+        "2024-03-31",
+        "2024-04-30",
+        "2024-05-31",
+        "2024-06-30",
+    ]
 
 
 def test_monthly_last_and_last_friday():
     assert dates(gen("Monthly", "Last", "2021-01-01", "2021-03-31")) == [
-        "2021-01-31", "2021-02-28", "2021-03-31"]
+        "2021-01-31",
+        "2021-02-28",
+        "2021-03-31",
+    ]
     assert dates(gen("Monthly", "Last Friday", "2021-01-01", "2021-03-31")) == [
-        "2021-01-29", "2021-02-26", "2021-03-26"]
+        "2021-01-29",
+        "2021-02-26",
+        "2021-03-26",
+    ]
 
 
 def test_weekly_daily_semimonthly_and_quarterly():
     assert dates(gen("Weekly", "Friday", "2021-01-01", "2021-01-20")) == [
-        "2021-01-01", "2021-01-08", "2021-01-15"]
+        "2021-01-01",
+        "2021-01-08",
+        "2021-01-15",
+    ]
     assert dates(gen("Daily", None, "2021-01-01", "2021-01-03")) == [
-        "2021-01-01", "2021-01-02", "2021-01-03"]
+        "2021-01-01",
+        "2021-01-02",
+        "2021-01-03",
+    ]
     assert dates(gen("Semimonthly", None, "2021-02-01", "2021-03-31")) == [
-        "2021-02-15", "2021-02-28", "2021-03-15", "2021-03-31"]
+        "2021-02-15",
+        "2021-02-28",
+        "2021-03-15",
+        "2021-03-31",
+    ]
     assert dates(gen("Quarterly", "30", "2021-02-01", "2021-12-31")) == [
-        "2021-02-28", "2021-05-30", "2021-08-30", "2021-11-30"]
+        "2021-02-28",
+        "2021-05-30",
+        "2021-08-30",
+        "2021-11-30",
+    ]
 
 
 def test_first_and_last_run_dates_are_inclusive_and_open_ended_without_last():
@@ -101,7 +127,8 @@ def test_explicit_rows_default_and_given_cutoffs():
 def test_bad_schedule_definitions_name_the_column(args, column, text):
     freq, run_day, first, last, rrule = args
     with pytest.raises(ScheduleError) as info:
-        generated_schedule(freq, run_day, D(first) if first else None, D(last) if last else None,
-                           rrule)
+        generated_schedule(
+            freq, run_day, D(first) if first else None, D(last) if last else None, rrule
+        )
     assert info.value.column == column
     assert text in str(info.value)
