@@ -9,7 +9,7 @@ stored run over the same range agree (R20).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -136,9 +136,24 @@ class ContractIndex:
 
     candidates: Mapping[str, list[tuple[date, ItemKey, Milestone | Transaction]]]
     milestone_dates: Mapping[str, frozenset[date]]
+    # When the index was built for known run dates: the due lines of each of those dates.
+    window: frozenset[date] = frozenset()
+    due: Mapping[date, tuple[tuple[ContractLine, date | None], ...]] = field(default_factory=dict)
 
 
-def index_contract(contract: Contract) -> ContractIndex:
+ScheduleCache = dict[object, dict[date, date]]
+
+
+def index_contract(
+    contract: Contract,
+    run_dates: Sequence[date] = (),
+    schedule_cache: ScheduleCache | None = None,
+) -> ContractIndex:
+    """Index ``contract``; with ``run_dates``, also precompute which lines are due on each.
+
+    ``schedule_cache`` shares the run dates of equal schedules between contracts (most lines of a
+    portfolio use a handful of schedules), so the date arithmetic runs once per distinct schedule.
+    """
     lines = {line.line_id: line for line in contract.lines}
     candidates: dict[str, list[tuple[date, ItemKey, Milestone | Transaction]]] = {
         line_id: [] for line_id in lines
@@ -154,7 +169,33 @@ def index_contract(contract: Contract) -> ContractIndex:
             candidates[t.line_id].append((t.date, (SourceType.TRANSACTION, t.transaction_id), t))
     for items in candidates.values():
         items.sort(key=lambda entry: (entry[0], entry[1][1]))
-    return ContractIndex(candidates, {k: frozenset(v) for k, v in milestone_dates.items()})
+    frozen_dates = {k: frozenset(v) for k, v in milestone_dates.items()}
+    window = frozenset(run_dates)
+    due: dict[date, list[tuple[ContractLine, date | None]]] = {}
+    if window:
+        cache = {} if schedule_cache is None else schedule_cache
+        for line in contract.lines:
+            if line.billing_method is BillingMethod.FIXED_PRICE:
+                for day in frozen_dates.get(line.line_id, ()):
+                    if day in window:
+                        due.setdefault(day, []).append((line, None))
+            elif line.schedule is not None:
+                cutoffs = cache.get(line.schedule)
+                if cutoffs is None:
+                    cutoffs = {}
+                    for day in window:
+                        cutoff = line.schedule.cutoff_on(day)
+                        if cutoff is not None:
+                            cutoffs[day] = cutoff
+                    cache[line.schedule] = cutoffs
+                for day, cutoff in cutoffs.items():
+                    due.setdefault(day, []).append((line, cutoff))
+        order = {line.line_id: i for i, line in enumerate(contract.lines)}
+        for entries in due.values():
+            entries.sort(key=lambda entry: order[entry[0].line_id])
+    return ContractIndex(
+        candidates, frozen_dates, window, {day: tuple(entries) for day, entries in due.items()}
+    )
 
 
 def plan_contract(
@@ -169,11 +210,15 @@ def plan_contract(
     """
     if index is None:
         index = index_contract(contract)
-    due_lines = []
-    for line in contract.lines:
-        due, cutoff = _due(line, run_date, index.milestone_dates.get(line.line_id, frozenset()))
-        if due:
-            due_lines.append((line, cutoff))
+    if run_date in index.window:
+        due_lines = index.due.get(run_date, ())
+    else:
+        due_lines = []
+        for line in contract.lines:
+            dates = index.milestone_dates.get(line.line_id, frozenset())
+            due, cutoff = _due(line, run_date, dates)
+            if due:
+                due_lines.append((line, cutoff))
     if not due_lines:
         return ContractPlan(contract.contract_id, run_date, (), (), state)
     places = minor_unit(contract.currency)
@@ -287,9 +332,13 @@ def plan_range(
     current = dict(states or {})
     invoices: list[Invoice] = []
     log: list[LogEntry] = []
-    indexes = [index_contract(contract) for contract in portfolio.contracts]
-    for run_date in run_dates:
+    days = list(run_dates)
+    cache: ScheduleCache = {}
+    indexes = [index_contract(contract, days, cache) for contract in portfolio.contracts]
+    for run_date in days:
         for contract, index in zip(portfolio.contracts, indexes, strict=True):
+            if run_date not in index.due:
+                continue  # no line due: nothing to plan, nothing to log (R8)
             state = current.get(contract.contract_id, ContractState())
             plan = plan_contract(contract, run_date, state, index)
             current[contract.contract_id] = plan.state
