@@ -223,7 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # the one-line reason of SPEC C; the detail goes to the log
+    except BaseException as exc:  # the one-line reason of SPEC C; the detail goes to the log
+        if isinstance(exc, SystemExit):
+            raise
+        # Native parsers can raise BaseException subclasses (pyo3's PanicException).
         logging.getLogger("invoicing").debug("unexpected error", exc_info=True)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR

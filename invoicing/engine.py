@@ -89,6 +89,7 @@ class LogEntry:
     items: int
     amount: Decimal
     note: str
+    currency: str = ""  # the contract's, so the amount can be shown in its minor unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +292,7 @@ def plan_contract(
                     len(taken),
                     total,
                     _invoiced_note(line, cutoff, len(held)),
+                    contract.currency,
                 )
             )
         else:
@@ -303,13 +305,21 @@ def plan_contract(
                     0,
                     ZERO,
                     _skipped_note(line, cutoff, len(held)),
+                    contract.currency,
                 )
             )
         for item in held:
             note = _held_note(item, limit, nte_used.get(line.line_id, ZERO))
             log.append(
                 LogEntry(
-                    run_date, contract.contract_id, line.line_id, Outcome.HELD, 1, item.amount, note
+                    run_date,
+                    contract.contract_id,
+                    line.line_id,
+                    Outcome.HELD,
+                    1,
+                    item.amount,
+                    note,
+                    contract.currency,
                 )
             )
 

@@ -1,0 +1,1 @@
+"""The benchmark of SPEC P: ``python -m bench --scale 1`` (``make bench``)."""

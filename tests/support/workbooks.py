@@ -1,0 +1,271 @@
+"""Input workbooks for tests and benchmarks, written with openpyxl (real .xlsx bytes, no mocks).
+
+A *book* is a plain ``dict`` of sheet name -> rows; the first row is the header (Excel row 1), so
+``book[sheet][k]`` is Excel row ``k + 1``. ``minimal_rows()`` returns a small valid book that tests
+tweak with ``put`` / ``add`` / ``drop_column`` before turning it into bytes with ``xlsx``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from pathlib import Path
+
+import openpyxl
+
+Book = dict[str, list[list[object]]]
+
+
+class Text:
+    """A cell written as text even if it looks like a number (number format ``@``, type ``s``)."""
+
+    def __init__(self, value: str):
+        self.value = value
+
+
+class Formatted:
+    """A cell value with an explicit number format (e.g. a date serial with no date format)."""
+
+    def __init__(self, value: object, number_format: str):
+        self.value = value
+        self.number_format = number_format
+
+
+def xlsx(sheets: Mapping[str, Iterable[Iterable[object]]]) -> bytes:
+    """An .xlsx workbook with one sheet per entry, rows written from A1 down (None = empty cell)."""
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row, start=1):
+                if value is None:
+                    continue
+                cell = ws.cell(row=r, column=c)
+                if isinstance(value, Text):
+                    cell.value = value.value
+                    cell.data_type = "s"
+                    cell.number_format = "@"
+                elif isinstance(value, Formatted):
+                    cell.value = value.value
+                    cell.number_format = value.number_format
+                else:
+                    cell.value = value
+    if not wb.worksheets:
+        wb.create_sheet("Sheet1")
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+CONTRACTS = ["ContractId", "ContractName", "Currency", "PaymentTermsDays"]
+CUSTOMERS = [
+    "ContractId",
+    "CustomerId",
+    "CustomerName",
+    "SplitPercent",
+    "LineId",
+    "RoundingCustomer",
+]
+LINES = [
+    "ContractId",
+    "LineId",
+    "LineName",
+    "BillingMethod",
+    "TransactionClasses",
+    "NotToExceed",
+    "Frequency",
+    "RunDay",
+    "FirstRunDate",
+    "LastRunDate",
+    "RRule",
+]
+SCHEDULE = ["ContractId", "LineId", "InvoiceRunDate", "TransactionCutoffDate"]
+MILESTONES = [
+    "ContractId",
+    "LineId",
+    "MilestoneId",
+    "MilestoneName",
+    "MilestoneDate",
+    "Amount",
+    "ReadyToInvoice",
+]
+TRANSACTIONS = [
+    "TransactionId",
+    "ContractId",
+    "LineId",
+    "Class",
+    "Date",
+    "Description",
+    "Resource",
+    "Quantity",
+    "UnitPrice",
+    "Amount",
+    "ReadyToInvoice",
+]
+HEADERS = {
+    "Contracts": CONTRACTS,
+    "Customers": CUSTOMERS,
+    "ContractLines": LINES,
+    "InvoiceSchedule": SCHEDULE,
+    "Milestones": MILESTONES,
+    "Transactions": TRANSACTIONS,
+}
+
+
+def minimal_rows() -> Book:
+    """A small valid book: contract C1 (USD) with two customers, lines L1 (T&M, Monthly),
+    L2 (T&M, explicit schedule) and L3 (fixed price, one milestone), and three transactions."""
+    return copy.deepcopy(_MINIMAL)
+
+
+_MINIMAL: Book = {
+    "Contracts": [CONTRACTS, ["C1", "Adatum", "USD", 30]],
+    "Customers": [
+        CUSTOMERS,
+        ["C1", "K1", "Fabrikam", 60, None, "Yes"],
+        ["C1", "K2", "Contoso", 40, None, None],
+    ],
+    "ContractLines": [
+        LINES,
+        [
+            "C1",
+            "L1",
+            "Design",
+            "Time and material",
+            "Time, Expense",
+            10000,
+            "Monthly",
+            "Last",
+            date(2020, 10, 1),
+            date(2020, 12, 31),
+            None,
+        ],
+        ["C1", "L2", "Build", "Time and material", None, None, None, None, None, None, None],
+        ["C1", "L3", "Licence", "Fixed price", None, None, None, None, None, None, None],
+    ],
+    "InvoiceSchedule": [
+        SCHEDULE,
+        ["C1", "L2", date(2020, 10, 5), None],
+        ["C1", "L2", date(2020, 11, 2), date(2020, 10, 31)],
+    ],
+    "Milestones": [
+        MILESTONES,
+        ["C1", "L3", "M1", "Kick-off", date(2020, 10, 15), 5000, "Yes"],
+    ],
+    "Transactions": [
+        TRANSACTIONS,
+        ["T1", "C1", "L1", "Time", date(2020, 10, 2), "Workshop", "Ana", 8, 125.5, None, "Yes"],
+        ["T2", "C1", "L1", "Expense", date(2020, 10, 3), "Train", "Ana", None, None, 99.9, "No"],
+        ["T3", "C1", "L2", "Material", date(2020, 10, 4), "Cable", None, 3, 2.5, 7.5, "Y"],
+    ],
+}
+
+
+def column(book: Book, sheet: str, name: str) -> int:
+    """0-based index of column ``name`` in ``sheet``'s header."""
+    return book[sheet][0].index(name)
+
+
+def put(book: Book, sheet: str, row: int, name: str, value: object) -> Book:
+    """Set the cell of column ``name`` in Excel row ``row`` (2 = first data row)."""
+    index = column(book, sheet, name)
+    cells = book[sheet][row - 1]
+    while len(cells) <= index:
+        cells.append(None)
+    cells[index] = value
+    return book
+
+
+def add(book: Book, sheet: str, **values: object) -> int:
+    """Append a row given by column name; returns its Excel row number."""
+    header = book[sheet][0]
+    unknown = set(values) - set(header)
+    if unknown:
+        raise KeyError(f"{sheet} has no column {sorted(unknown)}")
+    book[sheet].append([values.get(name) for name in header])
+    return len(book[sheet])
+
+
+def drop_column(book: Book, sheet: str, name: str) -> Book:
+    index = column(book, sheet, name)
+    for cells in book[sheet]:
+        if len(cells) > index:
+            del cells[index]
+    return book
+
+
+def big_workbook(
+    path: str | Path,
+    *,
+    contracts: int = 1000,
+    lines_per_contract: int = 3,
+    transactions: int = 100_000,
+) -> Path:
+    """The §P data set: ``contracts`` contracts of T&M lines with Monthly schedules, two customers
+    on a fifth of the contracts, ``transactions`` transactions spread evenly (write-only mode)."""
+    path = Path(path)
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet("Contracts")
+    ws.append(CONTRACTS)
+    for c in range(contracts):
+        ws.append([f"C{c:05d}", f"Contract {c}", "USD", 30])
+    ws = wb.create_sheet("Customers")
+    ws.append(CUSTOMERS)
+    for c in range(contracts):
+        if c % 5 == 0:
+            ws.append([f"C{c:05d}", f"K{c:05d}A", f"Customer {c} A", 60, None, "Yes"])
+            ws.append([f"C{c:05d}", f"K{c:05d}B", f"Customer {c} B", 40, None, "No"])
+        else:
+            ws.append([f"C{c:05d}", f"K{c:05d}", f"Customer {c}", 100, None, None])
+    ws = wb.create_sheet("ContractLines")
+    ws.append(LINES)
+    for c in range(contracts):
+        for k in range(lines_per_contract):
+            ws.append(
+                [
+                    f"C{c:05d}",
+                    f"L{k + 1}",
+                    f"Line {k + 1}",
+                    "Time and material",
+                    None,
+                    None,
+                    "Monthly",
+                    "Last",
+                    date(2024, 1, 1),
+                    None,
+                    None,
+                ]
+            )
+    ws = wb.create_sheet("Transactions")
+    ws.append(TRANSACTIONS)
+    classes = ("Time", "Expense", "Material", "Fee")
+    start = date(2024, 1, 1)
+    for t in range(transactions):
+        c = t % contracts
+        k = (t // contracts) % lines_per_contract
+        cls = classes[t % 4]
+        day = start + timedelta(days=t % 180)
+        if cls == "Time":
+            qty, price, amount = (t % 8) + 1, 95.5 + (t % 5), None
+        else:
+            qty, price, amount = None, None, round(10 + (t % 997) * 0.37, 2)
+        ws.append(
+            [
+                f"T{t:07d}",
+                f"C{c:05d}",
+                f"L{k + 1}",
+                cls,
+                day,
+                f"Work item {t % 50}",
+                f"R{t % 40}",
+                qty,
+                price,
+                amount,
+                "Yes" if t % 10 else "No",
+            ]
+        )
+    wb.save(path)
+    return path

@@ -1,0 +1,125 @@
+"""The command line without storage: ``template`` and ``preview`` (SPEC C, R20, X, L4)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from invoicing.cli import main
+from tests.support.invoices import formula_cells, read_invoice_workbook
+from tests.support.workbooks import Text, minimal_rows, put, xlsx
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "templates" / "sample-adatum.xlsx"
+
+
+def preview(tmp_path: Path, source: Path | bytes, *args: str) -> tuple[int, Path]:
+    if isinstance(source, bytes):
+        path = tmp_path / "in.xlsx"
+        path.write_bytes(source)
+        source = path
+    out = tmp_path / "out.xlsx"
+    return main(["preview", str(source), *args, "-o", str(out)]), out
+
+
+def test_preview_of_the_adatum_sample_gives_the_seeds_five_invoices(tmp_path):
+    code, out = preview(tmp_path, SAMPLE, "--from", "2020-10-01", "--to", "2020-11-30")
+    assert code == 0
+    sheets = read_invoice_workbook(out.read_bytes())
+    dates = [row[7] for row in sheets["Invoices"]]
+    assert dates == [
+        date(2020, 10, 5),
+        date(2020, 10, 19),
+        date(2020, 11, 2),
+        date(2020, 11, 3),
+        date(2020, 11, 16),
+    ]
+    line_counts = [row[11] for row in sheets["Invoices"]]
+    assert line_counts == [3, 1, 2, 1, 1]
+    milestones = [
+        (row[3], row[10]) for row in sheets["InvoiceLineDetails"] if row[2] == "Milestone"
+    ]
+    assert [Decimal(str(amount)) for _, amount in milestones] == [Decimal(5000), Decimal(12000)]
+
+
+def test_preview_of_a_single_date_with_nothing_due_writes_an_empty_workbook(tmp_path):
+    code, out = preview(tmp_path, SAMPLE, "--date", "2020-10-06")
+    assert code == 0
+    sheets = read_invoice_workbook(out.read_bytes())
+    assert sheets["Invoices"] == [] and sheets["RunLog"] == []
+
+
+def test_workbook_errors_exit_2_list_every_problem_and_write_nothing(tmp_path, capsys):
+    book = minimal_rows()
+    put(book, "Transactions", 2, "Date", "31/12/2020")
+    put(book, "Contracts", 2, "Currency", "XYZ")
+    code, out = preview(tmp_path, xlsx(book), "--date", "2020-10-05")
+    assert code == 2
+    assert not out.exists()
+    err = capsys.readouterr().err
+    assert 'Transactions!E2: date "31/12/2020" is not YYYY-MM-DD or an Excel date' in err
+    assert "Contracts!C2:" in err and "XYZ" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--date", "2020-02-30"], '--date "2020-02-30" is not a date'),
+        (["--from", "2020-10-05"], "--from and --to go together"),
+        (["--from", "2020-10-05", "--to", "2020-10-01"], "is before --from"),
+        ([], "give --date D or --from A --to B"),
+        (["--date", "2020-10-05", "--from", "2020-10-01"], "not both"),
+    ],
+)
+def test_bad_dates_exit_2_with_a_one_line_reason(tmp_path, capsys, args, message):
+    code, out = preview(tmp_path, SAMPLE, *args)
+    assert code == 2
+    assert not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_missing_input_file_exits_2(tmp_path, capsys):
+    code, _out = preview(tmp_path, tmp_path / "nope.xlsx", "--date", "2020-10-05")
+    assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_a_text_file_is_not_a_workbook(tmp_path, capsys):
+    code, out = preview(tmp_path, b"ContractId,Currency\nC1,USD\n", "--date", "2020-10-05")
+    assert code == 2 and not out.exists()
+    assert "xlsx" in capsys.readouterr().err
+
+
+DANGEROUS = ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "#N/A", '=HYPERLINK("http://x")']
+
+
+def test_dangerous_descriptions_come_back_as_the_same_text_never_a_formula(tmp_path):
+    book = minimal_rows()
+    for i, text in enumerate(DANGEROUS):
+        book["Transactions"].append(
+            [f"X{i}", "C1", "L1", "Time", date(2020, 10, 2), Text(text), "Ana", 1, 1, None, "Yes"]
+        )
+    code, out = preview(tmp_path, xlsx(book), "--from", "2020-10-01", "--to", "2020-10-31")
+    assert code == 0
+    data = out.read_bytes()
+    assert formula_cells(data) == []
+    ws = openpyxl.load_workbook(out)["InvoiceLineDetails"]
+    header = [c.value for c in ws[1]]
+    by_id = {
+        row[header.index("SourceId")].value: row[header.index("Description")]
+        for row in ws.iter_rows(min_row=2)
+    }
+    for i, text in enumerate(DANGEROUS):
+        cell = by_id[f"X{i}"]
+        assert (cell.data_type, cell.value) == ("s", text), f"X{i}"
+
+
+def test_template_command_writes_the_blank_template_the_reader_accepts(tmp_path):
+    out = tmp_path / "template.xlsx"
+    assert main(["template", "-o", str(out)]) == 0
+    wb = openpyxl.load_workbook(out)
+    assert wb.sheetnames[:3] == ["Contracts", "Customers", "ContractLines"]
