@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
+from operator import itemgetter
+from typing import NamedTuple
 
 from invoicing.model import (
     BillingMethod,
@@ -31,10 +33,13 @@ from invoicing.model import (
 from invoicing.money import ZERO, minor_unit, split_amount
 
 UNIT_SEPARATOR = "\u001f"
+TRANSACTION = SourceType.TRANSACTION
 
 
-@dataclass(frozen=True, slots=True)
-class Detail:
+class Detail(NamedTuple):
+    """One item's share on one customer's invoice line (a named tuple: the engine makes one per
+    invoiced item and customer, so construction cost matters for P2)."""
+
     source_type: SourceType
     source_id: str
     txn_class: TxnClass | None
@@ -169,7 +174,8 @@ def index_contract(
         if t.ready and t.amount != 0 and line is not None and t.txn_class in line.classes:
             candidates[t.line_id].append((t.date, (SourceType.TRANSACTION, t.transaction_id), t))
     for items in candidates.values():
-        items.sort(key=lambda entry: (entry[0], entry[1][1]))
+        # (date, (kind, id)) is unique per line, so the item itself is never compared.
+        items.sort(key=_date_and_key)
     frozen_dates = {k: frozenset(v) for k, v in milestone_dates.items()}
     window = frozenset(run_dates)
     due: dict[date, list[tuple[ContractLine, date | None]]] = {}
@@ -230,7 +236,7 @@ def plan_contract(
     nte_used = dict(state.nte_used)
     log: list[LogEntry] = []
     # customer id -> list of (line, cutoff, details) in line order
-    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail]]]] = {}
+    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]] = {}
     customer_names: dict[str, str] = {c.customer_id: c.name for c in contract.customers}
 
     for line, cutoff in due_lines:
@@ -263,25 +269,52 @@ def plan_contract(
         if limit is not None:
             nte_used[line.line_id] = used
 
-        customers = contract.customers_for(line)
-        r_index = rounding_index(customers)
-        percents = [c.split_percent for c in customers]
-        details_by_customer: dict[str, list[Detail]] = {}
-        for item in taken:
-            shares = split_amount(item.amount, percents, r_index, places)
-            for customer, share in zip(customers, shares, strict=True):
-                if share == 0:
-                    continue
-                details_by_customer.setdefault(customer.customer_id, []).append(
-                    _detail(item, customer.split_percent, share)
-                )
-        for customer in customers:
-            customer_names.setdefault(customer.customer_id, customer.name)
-            details = details_by_customer.get(customer.customer_id)
-            if details:
-                per_customer.setdefault(customer.customer_id, []).append((line, cutoff, details))
-
         total = sum((item.amount for item in taken), ZERO)
+        customers = contract.customers_for(line)
+        if len(customers) == 1:
+            # One customer takes every item whole: no split arithmetic needed (R11).
+            customer = customers[0]
+            customer_names.setdefault(customer.customer_id, customer.name)
+            if taken:
+                pct = customer.split_percent
+                if line.billing_method is BillingMethod.FIXED_PRICE:
+                    details = [_detail(item, pct, item.amount) for item in taken]
+                else:  # inlined: the hot path of a large T&M run (P2)
+                    details = [
+                        Detail(
+                            TRANSACTION,
+                            t.transaction_id,
+                            t.txn_class,
+                            t.date,
+                            t.description,
+                            t.quantity,
+                            t.unit_price,
+                            pct,
+                            t.amount,
+                        )
+                        for t in taken  # type: ignore[union-attr]
+                    ]
+                per_customer.setdefault(customer.customer_id, []).append(
+                    (line, cutoff, details, total)
+                )
+        else:
+            r_index = rounding_index(customers)
+            percents = [c.split_percent for c in customers]
+            by_customer: list[list[Detail]] = [[] for _ in customers]
+            sums = [ZERO] * len(customers)
+            for item in taken:
+                shares = split_amount(item.amount, percents, r_index, places)
+                for i, share in enumerate(shares):
+                    if share:
+                        by_customer[i].append(_detail(item, percents[i], share))
+                        sums[i] += share
+            for i, customer in enumerate(customers):
+                customer_names.setdefault(customer.customer_id, customer.name)
+                if by_customer[i]:
+                    per_customer.setdefault(customer.customer_id, []).append(
+                        (line, cutoff, by_customer[i], sums[i])
+                    )
+
         if taken:
             log.append(
                 LogEntry(
@@ -392,6 +425,9 @@ def _due(
     return cutoff is not None, cutoff
 
 
+_date_and_key = itemgetter(0, 1)
+
+
 def _detail(item: Milestone | Transaction, percent: Decimal, share: Decimal) -> Detail:
     if isinstance(item, Milestone):
         return Detail(
@@ -423,7 +459,7 @@ def _invoice(
     customer_id: str,
     customer_name: str,
     run_date: date,
-    lines: list[tuple[ContractLine, date | None, list[Detail]]],
+    lines: list[tuple[ContractLine, date | None, list[Detail], Decimal]],
 ) -> Invoice:
     invoice_lines = tuple(
         InvoiceLine(
@@ -432,10 +468,10 @@ def _invoice(
             line_name=line.name,
             billing_method=line.billing_method,
             cutoff=cutoff,
-            amount=sum((d.amount for d in details), ZERO),
+            amount=amount,
             details=tuple(details),
         )
-        for number, (line, cutoff, details) in enumerate(lines, start=1)
+        for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
     )
     return Invoice(
         invoice_id=invoice_id(contract.contract_id, customer_id, run_date),
