@@ -1,0 +1,1 @@
+"""Azure Functions bindings: thin handlers that parse requests and call ``invoicing.services``."""

@@ -1,0 +1,82 @@
+"""H6-H10: run now, list, get, confirm and cancel invoices."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from invoicing import services
+from invoicing.functions.http import (
+    JSON,
+    HttpProblem,
+    handle_errors,
+    json_response,
+    query_date,
+    settings,
+    xlsx_response,
+)
+from invoicing.model import Status
+from invoicing.views import invoice_full, invoice_header
+from invoicing.workbook.writer import invoice_workbook_bytes
+
+bp = func.Blueprint()
+
+
+@bp.function_name("runs")
+@bp.route(route="runs", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@handle_errors
+def runs(req: func.HttpRequest) -> func.HttpResponse:
+    config = settings()
+    day = query_date(req, "date")
+    summary = services.run_daily(services.open_store(config), config, today=day)
+    return json_response(summary.as_dict())
+
+
+@bp.function_name("list_invoices")
+@bp.route(route="invoices", methods=["GET"])
+@handle_errors
+def list_invoices(req: func.HttpRequest) -> func.HttpResponse:
+    start, end = query_date(req, "from"), query_date(req, "to")
+    if start and end and end < start:
+        raise HttpProblem(400, f"to={end} is before from={start}")
+    status_text = (req.params.get("status") or "").strip()
+    status = None
+    if status_text:
+        matches = [s for s in Status if s.value.lower() == status_text.lower()]
+        if not matches:
+            raise HttpProblem(400, f'status="{status_text}" is not Draft, Confirmed or Cancelled')
+        status = matches[0]
+    contract = (req.params.get("contract") or "").strip() or None
+    config = settings()
+    invoices, log = services.list_invoices(
+        services.open_store(config), start, end, status, contract
+    )
+    if JSON in (req.headers.get("Accept") or ""):
+        return json_response({"invoices": [invoice_header(i) for i in invoices]})
+    return xlsx_response(invoice_workbook_bytes(invoices, log), "invoices.xlsx")
+
+
+@bp.function_name("get_invoice")
+@bp.route(route="invoices/{id}", methods=["GET"])
+@handle_errors
+def get_invoice(req: func.HttpRequest) -> func.HttpResponse:
+    config = settings()
+    invoice = services.get_invoice(services.open_store(config), req.route_params["id"])
+    return json_response(invoice_full(invoice))
+
+
+@bp.function_name("confirm_invoice")
+@bp.route(route="invoices/{id}/confirm", methods=["POST"])
+@handle_errors
+def confirm_invoice(req: func.HttpRequest) -> func.HttpResponse:
+    config = settings()
+    invoice = services.confirm(services.open_store(config), config, req.route_params["id"])
+    return json_response(invoice_header(invoice))
+
+
+@bp.function_name("cancel_invoice")
+@bp.route(route="invoices/{id}/cancel", methods=["POST"])
+@handle_errors
+def cancel_invoice(req: func.HttpRequest) -> func.HttpResponse:
+    config = settings()
+    invoice = services.cancel(services.open_store(config), config, req.route_params["id"])
+    return json_response(invoice_header(invoice))

@@ -1,0 +1,49 @@
+"""Errors of the storage-backed operations; the CLI and the HTTP handlers map them to exit codes
+and statuses (CLI: LeaseHeld 3, the others 1; HTTP: LeaseHeld 409, NotFound 404, WrongState 409)."""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class: a storage-backed operation could not be done; the message says why."""
+
+
+class StorageNotConfigured(StorageError):
+    def __init__(self) -> None:
+        super().__init__(
+            "no storage connection: set INVOICING_STORAGE (or AzureWebJobsStorage) to an Azure "
+            "Storage connection string"
+        )
+
+
+class LeaseHeld(StorageError):
+    """Another run holds the blob lease (R18): nothing was done."""
+
+    def __init__(self, what: str = "run") -> None:
+        super().__init__(f"another run holds the lease; nothing done ({what} not started)")
+
+
+class LeaseLost(StorageError):
+    """The lease was lost (broken, expired or starved) mid-work: stopped before the next write."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"lost the lease ({why}); stopped before the next write; the next run finishes the work"
+        )
+
+
+class NotFound(StorageError):
+    def __init__(self, invoice_id: str) -> None:
+        self.invoice_id = invoice_id
+        super().__init__(f"{invoice_id}: no such invoice")
+
+
+class WrongState(StorageError):
+    def __init__(self, invoice_id: str, status: str, wanted: str = "a draft") -> None:
+        self.invoice_id = invoice_id
+        self.status = status
+        super().__init__(f"{invoice_id} is {status}, not {wanted}")
+
+
+class WriteRefused(StorageError):
+    """Raised by the test seam (Store.write_hook) to simulate a crash before a write."""

@@ -1,0 +1,397 @@
+"""The Table Storage store (S3, S4, S6) and the crash-safe commit protocol of the daily run (R17).
+
+Tables
+------
+``<prefix>`` holds one partition per contract (PartitionKey = ``encode_key(ContractId)``, see
+``keys``); the RowKey prefixes are listed in ``codec`` (configuration ``C``, transactions ``T:``,
+milestones ``M:``, invoice headers ``I:``, lines ``L:``, details ``D:``, per-(contract, run date)
+commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
+
+* ``contracts`` / ``encode_key(ContractId)``: the registry of imported contracts (the run lists
+  it instead of scanning the big table);
+* ``ledger`` / ``YYYY-MM-DD``: the run ledger, one entry per run date (started, completed, counts,
+  amounts: S6, R19);
+* ``counter`` / ``invoice-number``: the legal invoice number sequence (R16), with its pending
+  assignment;
+* ``I<YYYYMM>`` / ``InvoiceId``: the index InvoiceId -> ContractId, so GET, confirm and cancel by id
+  need no scan.
+
+Every query value is a parameter (``parameters=``), never pasted into the filter text. Money is
+stored as decimal strings. Entity-group transactions are chunked to <= 100 operations (and a few
+MB) of one partition.
+
+The commit protocol of a run (per contract C and run date D)
+------------------------------------------------------------
+Invoice ids are deterministic (``engine.invoice_id``), so any retry writes the same rows.
+An invoice is *live* when its header's status is Draft or Confirmed; a header written but not yet
+committed has status ``Pending`` and is not live: whatever it holds is free to be planned again.
+
+1. The ledger entry of every date to run is written ``started`` before any contract is touched.
+2. C's partition is read once (one query). A date D whose marker ``R:D`` exists is done: skipped.
+   (Contracts go in rounds of 100: each round is planned, then indexed in bulk, then committed.)
+   The contract's state (items on live invoices, amount used per not-to-exceed line) comes from
+   its live invoices through ``engine.state_from_invoices``; Pending leftovers are ignored.
+3. Each remaining date is planned in memory, in order (``engine.plan_contract``), each plan's
+   state feeding the next. A date with no due line writes nothing at all.
+4. Index entries (InvoiceId -> ContractId) of the planned invoices are upserted, in bulk for the
+   round, before any of them is committed (harmless if the run stops before its commit: an index
+   entry whose header is missing or Pending answers "not found").
+5. Dates are then committed in date order. A date whose rows (headers, lines, details, marker,
+   RunLog parts) fit in one entity-group transaction, with no leftover to clean, is written as
+   ONE transaction with its headers already Draft: atomic, so it is the commit. Consecutive small
+   dates share a transaction (still atomic as a whole). A larger date goes through:
+   a. delete the Pending leftovers of (C, D) that the new plan does not contain (details and lines
+      first, headers last, so a line or detail row never outlives its header);
+   b. upsert the headers as Pending, then lines and details (chunks of <= 100);
+   c. one final transaction flips the headers to Draft and writes the marker ``R:D`` (and the
+      RunLog parts when they fit; otherwise they were written before step c): the commit point.
+   A header never carries more than 50 customers (the reader caps customers per contract), so the
+   final transaction always fits.
+6. After every contract, the ledger entries are written ``completed`` with their counts.
+
+A crash anywhere leaves each (C, D) either committed (marker + Draft headers, atomically) or not
+(no marker; maybe Pending rows). The next run redoes every started-but-not-completed date before
+later ones; committed (C, D) are skipped, the others are re-planned from the live state and
+overwrite/delete their leftovers, giving the same invoices as one clean run.
+
+Every write passes ``Store.before_write()``: the lease check (a run that lost its lease stops before
+its next write) and, for tests only, ``write_hook`` (a seam that counts writes and can fail the
+k-th one to simulate a crash).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.storage.blob import BlobServiceClient
+
+from invoicing.engine import Invoice
+from invoicing.model import Contract, SourceType, Status
+from invoicing.storage import codec
+from invoicing.storage.errors import WriteRefused
+from invoicing.storage.keys import encode_key
+from invoicing.storage.lease import Lease, lock_blob
+
+MAX_BATCH_OPS = 100
+MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
+REGISTRY = "contracts"
+LEDGER = "ledger"
+COUNTER_PK = "counter"
+COUNTER_RK = "invoice-number"
+
+Op = tuple[Any, ...]
+
+
+def index_pk(invoice_id: str) -> str | None:
+    """``I<YYYYMM>`` from ``INV-YYYYMMDD-...``; None when the id cannot be one of ours."""
+    parts = invoice_id.split("-")
+    if len(parts) < 3 or len(parts[-2]) != 8 or not parts[-2].isdigit():
+        return None
+    return "I" + parts[-2][:6]
+
+
+def entity_size(entity: Mapping[str, Any]) -> int:
+    return len(json.dumps({k: str(v) for k, v in entity.items()})) + 64
+
+
+@dataclass
+class Partition:
+    """One contract's partition as read by one query, grouped by record kind."""
+
+    pk: str
+    config: dict[str, Any] | None = None
+    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    milestones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    markers: dict[date, dict[str, Any]] = field(default_factory=dict)
+    logs: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add(self, e: dict[str, Any]) -> None:
+        rk: str = e["RowKey"]
+        kind = rk[:2]
+        if rk == codec.CONFIG:
+            self.config = e
+        elif kind == "T:":
+            self.transactions[e["Id"]] = e
+        elif kind == "M:":
+            self.milestones[e["Id"]] = e
+        elif kind == "I:":
+            self.headers[e["InvoiceId"]] = e
+        elif kind == "L:":
+            self.lines.setdefault(e["InvoiceId"], []).append(e)
+        elif kind == "D:":
+            self.details.setdefault(e["InvoiceId"], []).append(e)
+        elif kind == "R:":
+            self.markers[_yyyymmdd(rk[2:])] = e
+        elif kind == "X:":
+            self.logs.setdefault(_yyyymmdd(rk[2:10]), []).append(e)
+
+    def contract(self) -> Contract | None:
+        if self.config is None:
+            return None
+        return codec.contract_from_entities(
+            self.config,
+            (codec.milestone_from(e) for e in self.milestones.values()),
+            (codec.transaction_from(e) for e in self.transactions.values()),
+        )
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        return codec.invoice_from(
+            self.headers[invoice_id],
+            self.lines.get(invoice_id, ()),
+            self.details.get(invoice_id, ()),
+        )
+
+    def live_ids(self) -> list[str]:
+        return [i for i, h in self.headers.items() if h.get("Status") in codec.LIVE]
+
+    def live_invoices(self) -> list[Invoice]:
+        return [self.invoice(i) for i in self.live_ids()]
+
+    def live_items(self) -> dict[tuple[SourceType, str], list[str]]:
+        """Item -> the live invoices holding it (one per customer share of one run)."""
+        out: dict[tuple[SourceType, str], list[str]] = {}
+        for invoice_id in sorted(self.live_ids()):
+            for d in self.details.get(invoice_id, ()):
+                holders = out.setdefault((SourceType(d["SourceType"]), d["SourceId"]), [])
+                if invoice_id not in holders:
+                    holders.append(invoice_id)
+        return out
+
+    def invoice_rows(self, invoice_id: str) -> list[dict[str, Any]]:
+        """Details, lines, then the header: the safe deletion order."""
+        rows = [*self.details.get(invoice_id, ()), *self.lines.get(invoice_id, ())]
+        if invoice_id in self.headers:
+            rows.append(self.headers[invoice_id])
+        return rows
+
+
+def _yyyymmdd(text: str) -> date:
+    return date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+
+
+class Store:
+    """The tables and the lock blob of one deployment (``prefix``), and the write discipline."""
+
+    def __init__(self, connection: str, prefix: str = "invoicing"):
+        self.connection = connection
+        self.prefix = prefix
+        self.service = TableServiceClient.from_connection_string(connection)
+        self.table: TableClient = self.service.get_table_client(prefix)
+        self.globals: TableClient = self.service.get_table_client(prefix + "globals")
+        self.blobs = BlobServiceClient.from_connection_string(connection)
+        self.lock_container = f"{prefix.lower()}-locks"
+        self.lease: Lease | None = None
+        # Test seam: called with a label before every write; raising simulates a crash there.
+        self.write_hook: Callable[[str], None] | None = None
+        self.abort = threading.Event()  # set when a worker failed: the others stop writing
+        self._writes = 0
+        self._count_lock = threading.Lock()
+
+    # ---- setup ---------------------------------------------------------------------------------
+
+    def ensure_tables(self) -> None:
+        for name in (self.prefix, self.prefix + "globals"):
+            with contextlib.suppress(ResourceExistsError):
+                self.service.create_table(name)
+
+    def take_lease(self, seconds: int, what: str) -> Lease:
+        blob = lock_blob(self.blobs, self.lock_container)
+        lease = Lease(blob, seconds, what).acquire()
+        self.lease = lease
+        return lease
+
+    def drop_lease(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
+
+    def lease_state(self) -> str:
+        """``leased`` when some run holds the lock blob's lease now, else ``available``."""
+        try:
+            props = self.blobs.get_blob_client(
+                self.lock_container, "daily-run"
+            ).get_blob_properties()
+        except ResourceNotFoundError:
+            return "available"
+        return str(props.lease.state or "available")
+
+    # ---- writes --------------------------------------------------------------------------------
+
+    @property
+    def writes(self) -> int:
+        return self._writes
+
+    def before_write(self, label: str) -> None:
+        if self.abort.is_set():
+            raise WriteRefused("stopped: another worker of this run failed")
+        if self.lease is not None:
+            self.lease.check()
+        with self._count_lock:
+            self._writes += 1
+        if self.write_hook is not None:
+            self.write_hook(label)
+
+    def transact(self, client: TableClient, ops: Sequence[Op], label: str = "batch") -> None:
+        """One atomic entity-group transaction (one partition, <= 100 ops)."""
+        if not ops:
+            return
+        if len(ops) > MAX_BATCH_OPS:
+            raise ValueError(f"{len(ops)} operations do not fit one transaction")
+        self.before_write(label)
+        client.submit_transaction(list(ops))
+
+    def submit(self, client: TableClient, ops: Iterable[Op], label: str = "batch") -> None:
+        """Chunked transactions, in order; each op's entity must carry its PartitionKey.
+
+        Operations are grouped per partition keeping their order within a partition; each
+        chunk is atomic, the whole is not.
+        """
+        by_pk: dict[str, list[Op]] = {}
+        for op in ops:
+            by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+        for pk_ops in by_pk.values():
+            for chunk in chunks(pk_ops):
+                self.transact(client, chunk, label)
+
+    def upsert(self, client: TableClient, entity: Mapping[str, Any], label: str = "upsert") -> None:
+        self.before_write(label)
+        client.upsert_entity(_clean(entity), mode=UpdateMode.REPLACE)
+
+    def replace_if(
+        self, client: TableClient, entity: Mapping[str, Any], etag: str, label: str
+    ) -> Mapping[str, Any]:
+        """Replace ``entity`` only if unchanged since read (``ResourceModifiedError`` otherwise)."""
+        self.before_write(label)
+        return client.update_entity(
+            _clean(entity),
+            mode=UpdateMode.REPLACE,
+            etag=etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+
+    def create(
+        self, client: TableClient, entity: Mapping[str, Any], label: str = "create"
+    ) -> Mapping[str, Any]:
+        self.before_write(label)
+        return client.create_entity(_clean(entity))
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def query(
+        self,
+        client: TableClient,
+        text: str,
+        parameters: Mapping[str, Any],
+        select: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        return [
+            dict(e) | {"_etag": e.metadata.get("etag")}
+            for e in client.query_entities(text, parameters=dict(parameters), select=select)
+        ]
+
+    def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None:
+        try:
+            e = client.get_entity(pk, rk)
+        except ResourceNotFoundError:
+            return None
+        return dict(e) | {"_etag": e.metadata.get("etag")}
+
+    def partition_rows(
+        self, pk: str, lo: str | None = None, hi: str | None = None
+    ) -> list[dict[str, Any]]:
+        text = "PartitionKey eq @pk"
+        params: dict[str, Any] = {"pk": pk}
+        if lo is not None:
+            text += " and RowKey ge @lo"
+            params["lo"] = lo
+        if hi is not None:
+            text += " and RowKey lt @hi"
+            params["hi"] = hi
+        return self.query(self.table, text, params)
+
+    def load(self, contract_id: str, *, with_log: bool = False) -> Partition:
+        """A contract's partition in one query (the RunLog parts only when asked)."""
+        pk = encode_key(contract_id)
+        part = Partition(pk)
+        for e in self.partition_rows(pk, hi=None if with_log else "X"):
+            part.add(e)
+        return part
+
+    def load_invoices(self, contract_id: str, log_span: tuple[date, date] | None) -> Partition:
+        """Invoice rows (details, headers, lines), markers and the RunLog parts of a date span.
+
+        One query per contract (fewer round trips beat skipping the item rows it also returns:
+        on Azurite every query costs a scan of the table).
+        """
+        pk = encode_key(contract_id)
+        part = Partition(pk)
+        lo = hi = ""
+        if log_span is not None:
+            lo, hi = f"X:{log_span[0]:%Y%m%d}", f"X:{log_span[1]:%Y%m%d}:~"
+        for e in self.partition_rows(pk, lo="D:"):
+            kind = e["RowKey"][:2]
+            if kind in ("T:", "M:") or (kind == "X:" and not lo <= e["RowKey"] <= hi):
+                continue
+            part.add(e)
+        return part
+
+    def contracts(self) -> list[tuple[str, int]]:
+        """Every imported contract as (ContractId, Order), in import order."""
+        rows = self.query(self.globals, "PartitionKey eq @pk", {"pk": REGISTRY})
+        return sorted(
+            ((r["ContractId"], int(r.get("Order") or 0)) for r in rows), key=lambda r: r[1]
+        )
+
+    def ledger(self) -> dict[date, dict[str, Any]]:
+        rows = self.query(self.globals, "PartitionKey eq @pk", {"pk": LEDGER})
+        return {date.fromisoformat(r["RowKey"]): r for r in rows}
+
+    def index_lookup(self, invoice_id: str) -> str | None:
+        pk = index_pk(invoice_id)
+        if pk is None:
+            return None
+        row = self.get(self.globals, pk, encode_key(invoice_id))
+        return None if row is None else row["ContractId"]
+
+
+def chunks(ops: Sequence[Op]) -> Iterable[list[Op]]:
+    """Split ops into transactions of <= 100 operations and <= MAX_BATCH_BYTES."""
+    current: list[Op] = []
+    size = 0
+    for op in ops:
+        op_size = entity_size(op[1])
+        if current and (len(current) >= MAX_BATCH_OPS or size + op_size > MAX_BATCH_BYTES):
+            yield current
+            current, size = [], 0
+        current.append(op)
+        size += op_size
+    if current:
+        yield current
+
+
+def upsert_op(entity: Mapping[str, Any]) -> Op:
+    return ("upsert", _clean(entity), {"mode": UpdateMode.REPLACE})
+
+
+def delete_op(entity: Mapping[str, Any]) -> Op:
+    return ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]})
+
+
+def _clean(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if not k.startswith("_") and v is not None}
+
+
+def status_text(status: Status | str) -> str:
+    return status.value if isinstance(status, Status) else status

@@ -1,0 +1,430 @@
+"""The Azure Functions app (SPEC H): bindings from the indexed app, every status code of the
+H table from the real registered handlers against real Azurite."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import date
+from pathlib import Path
+
+import azure.functions as func
+import pytest
+from azure.functions.timer import TimerRequest
+from azure.storage.blob import BlobServiceClient
+
+from invoicing.settings import Settings
+from invoicing.storage.lease import lock_blob
+from tests.support.invoices import read_invoice_workbook
+from tests.support.workbooks import minimal_rows, put, xlsx
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = (ROOT / "templates" / "sample-adatum.xlsx").read_bytes()
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+EXPECTED = [
+    # name, trigger, route, methods, auth level
+    ("daily_invoice_run", "timerTrigger", None, None, None),
+    ("health", "httpTrigger", "health", ["GET"], "ANONYMOUS"),
+    ("template", "httpTrigger", "template", ["GET"], "FUNCTION"),
+    ("preview", "httpTrigger", "preview", ["POST"], "FUNCTION"),
+    ("imports", "httpTrigger", "imports", ["POST"], "FUNCTION"),
+    ("runs", "httpTrigger", "runs", ["POST"], "ADMIN"),
+    ("list_invoices", "httpTrigger", "invoices", ["GET"], "FUNCTION"),
+    ("get_invoice", "httpTrigger", "invoices/{id}", ["GET"], "FUNCTION"),
+    ("confirm_invoice", "httpTrigger", "invoices/{id}/confirm", ["POST"], "FUNCTION"),
+    ("cancel_invoice", "httpTrigger", "invoices/{id}/cancel", ["POST"], "FUNCTION"),
+]
+
+
+@pytest.fixture(scope="session")
+def indexed():
+    """The app's functions as the host indexes them (get_functions works once per app)."""
+    import function_app
+
+    functions = function_app.app.get_functions()
+    return {f.get_function_name(): (f, json.loads(f.get_function_json())) for f in functions}
+
+
+@pytest.fixture
+def env(monkeypatch, storage_settings: Settings) -> Settings:
+    monkeypatch.setenv("INVOICING_STORAGE", storage_settings.storage_connection or "")
+    monkeypatch.setenv("INVOICE_TABLE_PREFIX", storage_settings.table_prefix)
+    monkeypatch.setenv("INVOICE_LEASE_SECONDS", "15")
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    return storage_settings
+
+
+def call(
+    indexed,
+    name: str,
+    method: str = "GET",
+    *,
+    params=None,
+    route_params=None,
+    body: bytes = b"",
+    headers=None,
+) -> func.HttpResponse:
+    function, _ = indexed[name]
+    handler = function.get_user_function()
+    url = "http://localhost/api/" + (function.get_trigger().route or "")
+    request = func.HttpRequest(
+        method,
+        url,
+        headers=headers or {},
+        params=params or {},
+        route_params=route_params or {},
+        body=body,
+    )
+    return handler(request)
+
+
+def problem_of(response: func.HttpResponse) -> dict:
+    assert response.mimetype == "application/problem+json"
+    body = json.loads(response.get_body())
+    assert body["status"] == response.status_code
+    assert {"type", "title", "status", "detail"} <= set(body)
+    return body
+
+
+def test_functions_names_triggers_routes_methods_and_auth_levels(indexed):
+    assert list(indexed) == [name for name, *_ in EXPECTED]
+    for name, trigger, route, methods, auth in EXPECTED:
+        _, spec = indexed[name]
+        binding = spec["bindings"][0]
+        assert binding["type"] == trigger
+        if trigger == "timerTrigger":
+            assert binding["schedule"] == "%INVOICE_RUN_SCHEDULE%"
+            assert binding["useMonitor"] is True and binding["runOnStartup"] is False
+            continue
+        assert binding["route"] == route
+        assert [m.upper() for m in binding["methods"]] == methods
+        assert binding["authLevel"].upper() == auth
+        assert spec["bindings"][1]["type"] == "http"
+
+
+# ---- H2, H3 -----------------------------------------------------------------------------------
+
+
+def test_health_is_200_when_storage_answers(indexed, env):
+    response = call(indexed, "health")
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["storage"] is True
+
+
+def test_health_is_503_when_storage_does_not_answer(indexed, monkeypatch):
+    monkeypatch.setenv(
+        "INVOICING_STORAGE",
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+        "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;",
+    )
+    response = call(indexed, "health")
+    assert response.status_code == 503
+    assert json.loads(response.get_body())["storage"] is False
+
+
+def test_template_is_an_xlsx_attachment(indexed):
+    response = call(indexed, "template")
+    assert response.status_code == 200
+    assert response.mimetype == XLSX
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="')
+    assert response.get_body()[:4] == b"PK\x03\x04"
+
+
+# ---- H4 preview ---------------------------------------------------------------------------------
+
+
+def test_preview_of_a_range_is_the_invoice_workbook(indexed):
+    response = call(
+        indexed, "preview", "POST", body=SAMPLE, params={"from": "2020-10-01", "to": "2020-11-30"}
+    )
+    assert response.status_code == 200 and response.mimetype == XLSX
+    assert 'filename="invoices-20201001-20201130.xlsx"' in response.headers["Content-Disposition"]
+    assert len(read_invoice_workbook(response.get_body())["Invoices"]) == 5
+
+
+def test_preview_over_http_equals_preview_on_the_command_line(indexed, tmp_path):
+    from invoicing.cli import main
+
+    source = tmp_path / "in.xlsx"
+    source.write_bytes(SAMPLE)
+    out = tmp_path / "cli.xlsx"
+    assert (
+        main(["preview", str(source), "--from", "2020-10-01", "--to", "2020-11-30", "-o", str(out)])
+        == 0
+    )
+    response = call(
+        indexed, "preview", "POST", body=SAMPLE, params={"from": "2020-10-01", "to": "2020-11-30"}
+    )
+    assert read_invoice_workbook(response.get_body()) == read_invoice_workbook(out.read_bytes())
+
+
+def test_preview_accepts_a_multipart_file_field(indexed):
+    boundary = "----invoicingtest"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.xlsx"\r\n'
+            f"Content-Type: {XLSX}\r\n\r\n"
+        ).encode()
+        + SAMPLE
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = call(
+        indexed,
+        "preview",
+        "POST",
+        body=body,
+        params={"date": "2020-10-05"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 200
+    assert len(read_invoice_workbook(response.get_body())["Invoices"]) == 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"date": "2020-02-30"},
+        {"date": "05/10/2020"},
+        {"from": "2020-10-05"},
+        {"from": "2020-10-05", "to": "2020-10-01"},
+        {"date": "2020-10-05", "from": "2020-10-01"},
+    ],
+)
+def test_preview_with_bad_dates_is_400(indexed, params):
+    response = call(indexed, "preview", "POST", body=SAMPLE, params=params)
+    assert response.status_code == 400
+    problem_of(response)
+
+
+def test_preview_over_the_byte_cap_is_413(indexed, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
+    response = call(indexed, "preview", "POST", body=SAMPLE, params={"date": "2020-10-05"})
+    assert response.status_code == 413
+    assert "1,000" in problem_of(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"ContractId,Currency\nC1,USD\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600],
+)
+def test_preview_of_something_not_xlsx_is_415(indexed, body):
+    response = call(indexed, "preview", "POST", body=body, params={"date": "2020-10-05"})
+    assert response.status_code == 415
+    assert problem_of(response)["detail"]
+
+
+def test_preview_of_a_workbook_with_errors_is_422_listing_each(indexed):
+    book = minimal_rows()
+    put(book, "Transactions", 2, "Date", "31/12/2020")
+    put(book, "Contracts", 2, "Currency", "XYZ")
+    response = call(indexed, "preview", "POST", body=xlsx(book), params={"date": "2020-10-05"})
+    assert response.status_code == 422
+    errors = problem_of(response)["errors"]
+    assert {
+        "sheet": "Transactions",
+        "cell": "E2",
+        "message": 'date "31/12/2020" is not YYYY-MM-DD or an Excel date',
+    } in errors
+    assert any(e["sheet"] == "Contracts" and e["cell"] == "C2" for e in errors)
+
+
+# ---- H5 imports ----------------------------------------------------------------------------
+
+
+def test_import_answers_counts_per_sheet(indexed, env):
+    response = call(indexed, "imports", "POST", body=SAMPLE)
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    first = json.loads(response.get_body())["sheets"]
+    assert first["Transactions"]["created"] == 12
+    assert first["Transactions"]["unchanged"] == 0
+    again = json.loads(call(indexed, "imports", "POST", body=SAMPLE).get_body())["sheets"]
+    assert again["Transactions"] == {"created": 0, "updated": 0, "unchanged": 12, "removed": 0}
+
+
+@pytest.mark.parametrize(("body", "status"), [(b"not a workbook", 415), (b"", 415)])
+def test_import_of_a_non_workbook_writes_nothing(indexed, env, body, status):
+    response = call(indexed, "imports", "POST", body=body)
+    assert response.status_code == status
+    problem_of(response)
+    assert _invoice_list(indexed) == []
+
+
+def test_import_of_a_workbook_with_errors_is_422_and_writes_nothing(indexed, env):
+    book = minimal_rows()
+    put(book, "Transactions", 3, "Quantity", -1)
+    response = call(indexed, "imports", "POST", body=xlsx(book))
+    assert response.status_code == 422
+    assert problem_of(response)["errors"][0]["sheet"] == "Transactions"
+    from invoicing import services
+
+    assert services.open_store(Settings.from_env()).contracts() == []
+
+
+def test_import_over_the_byte_cap_is_413(indexed, env, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
+    assert call(indexed, "imports", "POST", body=SAMPLE).status_code == 413
+
+
+# ---- H6 runs, H1 timer --------------------------------------------------------------------------
+
+
+def test_run_now_answers_the_run_summary(indexed, env):
+    call(indexed, "imports", "POST", body=SAMPLE)
+    response = call(indexed, "runs", "POST", params={"date": "2020-10-05"})
+    assert response.status_code == 200
+    summary = json.loads(response.get_body())
+    assert summary["dates_run"]
+    assert len(_invoice_list(indexed)) == 1
+
+
+def test_run_now_is_409_while_another_run_holds_the_lease(indexed, env):
+    blob = lock_blob(
+        BlobServiceClient.from_connection_string(env.storage_connection),
+        f"{env.table_prefix.lower()}-locks",
+    )
+    lease = blob.acquire_lease(lease_duration=15)
+    try:
+        response = call(indexed, "runs", "POST", params={"date": "2020-10-05"})
+    finally:
+        lease.release()
+    assert response.status_code == 409
+    assert "lease" in problem_of(response)["detail"].lower()
+
+
+def test_run_now_with_a_bad_date_is_400(indexed, env):
+    assert call(indexed, "runs", "POST", params={"date": "yesterday"}).status_code == 400
+
+
+def test_two_timer_invocations_at_once_one_runs_the_other_logs_the_held_lease(
+    indexed, env, monkeypatch, caplog
+):
+    call(indexed, "imports", "POST", body=SAMPLE)
+    monkeypatch.setenv("INVOICE_TIMEZONE", "UTC")
+    timer = indexed["daily_invoice_run"][0].get_user_function()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def fire(past_due: bool) -> None:
+        try:
+            barrier.wait()
+            timer(TimerRequest(past_due=past_due))
+        except BaseException as exc:  # the test fails on any exception from either invocation
+            errors.append(exc)
+
+    with caplog.at_level(logging.INFO, logger="invoicing"):
+        threads = [threading.Thread(target=fire, args=(flag,)) for flag in (False, True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    messages = [r.getMessage() for r in caplog.records]
+    done = [m for m in messages if "done:" in m]
+    held = [m for m in messages if "skipped" in m and "lease" in m.lower()]
+    # Either the two overlapped (one ran, one saw the lease) or the second found today done.
+    assert len(done) + len(held) == 2 and len(done) >= 1
+
+
+# ---- H7-H10 --------------------------------------------------------------------------------
+
+
+def _invoice_list(indexed) -> list[dict]:
+    response = call(indexed, "list_invoices", headers={"Accept": "application/json"})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    return json.loads(response.get_body())["invoices"]
+
+
+@pytest.fixture
+def drafts(indexed, env) -> list[dict]:
+    call(indexed, "imports", "POST", body=SAMPLE)
+    response = call(indexed, "runs", "POST", params={"date": "2020-10-05"})
+    assert response.status_code == 200
+    call(indexed, "runs", "POST", params={"date": "2020-10-19"})
+    return _invoice_list(indexed)
+
+
+def test_invoice_list_is_an_xlsx_by_default_and_json_on_request(indexed, drafts):
+    response = call(indexed, "list_invoices", params={"from": "2020-10-01", "to": "2020-10-10"})
+    assert response.status_code == 200 and response.mimetype == XLSX
+    sheets = read_invoice_workbook(response.get_body())
+    assert [row[0] for row in sheets["Invoices"]] == [drafts[0]["InvoiceId"]]
+    assert [d["InvoiceDate"] for d in drafts] == ["2020-10-05", "2020-10-19"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"from": "last week"}, {"status": "Paid"}, {"from": "2020-10-10", "to": "2020-10-01"}],
+)
+def test_invoice_list_with_bad_filters_is_400(indexed, env, params):
+    assert call(indexed, "list_invoices", params=params).status_code == 400
+
+
+def test_get_invoice_answers_lines_and_details(indexed, drafts):
+    invoice_id = drafts[0]["InvoiceId"]
+    response = call(indexed, "get_invoice", route_params={"id": invoice_id})
+    assert response.status_code == 200
+    body = json.loads(response.get_body())
+    assert body["InvoiceId"] == invoice_id and body["Status"] == "Draft"
+    assert [ln["ContractLineId"] for ln in body["Lines"]] == [
+        "PROTOTYPE",
+        "IMPLEMENTATION",
+        "EXPENSES",
+    ]
+    assert body["Amount"] == "7150.00"
+
+
+def test_unknown_invoice_is_404_everywhere(indexed, env):
+    for name, method in (
+        ("get_invoice", "GET"),
+        ("confirm_invoice", "POST"),
+        ("cancel_invoice", "POST"),
+    ):
+        response = call(indexed, name, method, route_params={"id": "INV-20200101-0000000000"})
+        assert response.status_code == 404
+        problem_of(response)
+
+
+def test_confirm_gives_a_number_and_a_second_confirm_is_409(indexed, drafts):
+    invoice_id = drafts[0]["InvoiceId"]
+    response = call(indexed, "confirm_invoice", "POST", route_params={"id": invoice_id})
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["InvoiceNumber"] == "INV-000001"
+    again = call(indexed, "confirm_invoice", "POST", route_params={"id": invoice_id})
+    assert again.status_code == 409
+    problem_of(again)
+    cancel = call(indexed, "cancel_invoice", "POST", route_params={"id": invoice_id})
+    assert cancel.status_code == 409
+    assert "Confirmed" in problem_of(cancel)["detail"]
+
+
+def test_cancel_a_draft_then_confirming_it_is_409(indexed, drafts):
+    invoice_id = drafts[1]["InvoiceId"]
+    response = call(indexed, "cancel_invoice", "POST", route_params={"id": invoice_id})
+    assert response.status_code == 200
+    assert json.loads(response.get_body())["Status"] == "Cancelled"
+    assert (
+        call(indexed, "confirm_invoice", "POST", route_params={"id": invoice_id}).status_code == 409
+    )
+
+
+def test_bad_settings_fail_at_startup_with_a_clear_message(monkeypatch):
+    from invoicing.settings import SettingsError
+
+    monkeypatch.setenv("INVOICE_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(SettingsError, match="INVOICE_TIMEZONE"):
+        Settings.from_env()
+    monkeypatch.setenv("INVOICE_TIMEZONE", "UTC")
+    monkeypatch.setenv("INVOICE_RUN_SCHEDULE", "every day")
+    with pytest.raises(SettingsError, match="INVOICE_RUN_SCHEDULE"):
+        Settings.from_env()
+
+
+def test_run_date_comes_from_the_configured_time_zone(monkeypatch):
+    from invoicing.services import today_in
+
+    settings = Settings(timezone="Pacific/Kiritimati")
+    assert (today_in(settings) - date.today()).days in (0, 1)
