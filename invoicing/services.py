@@ -14,8 +14,8 @@ API (no argparse needed)::
     audit(store)                            -> list[str]        (empty = passed)
     health(store)                           -> bool
 
-``ImportResult`` and ``RunSummary`` have ``as_dict()`` (JSON-able). ``invoice_dict(invoice)`` gives
-an invoice as JSON-able data.
+``ImportResult`` and ``RunSummary`` have ``as_dict()`` (JSON-able); ``invoicing.views`` gives an
+invoice as JSON-able data.
 
 Leases: import and run hold the blob lease (they must exclude each other: an import checks that no
 item on a live invoice changes while a run could be invoicing it). Confirm and cancel do not take
@@ -104,7 +104,6 @@ __all__ = [
     "get_invoice",
     "health",
     "import_workbook",
-    "invoice_dict",
     "ledger_entries",
     "list_invoices",
     "open_store",
@@ -860,57 +859,6 @@ def list_invoices(
     invoices.sort(key=lambda i: (i.invoice_date, i.contract_id, i.customer_id))
     entries = sorted((e for r in results for e in r[1]), key=lambda e: e[:3])
     return invoices, [e[3] for e in entries]
-
-
-def invoice_dict(invoice: Invoice) -> dict[str, Any]:
-    """An invoice as JSON-able data (H8, H9, H10): money as decimal strings, dates ISO."""
-
-    def num(v: Decimal | None) -> str | None:
-        return None if v is None else str(v)
-
-    return {
-        "InvoiceId": invoice.invoice_id,
-        "InvoiceNumber": invoice.invoice_number,
-        "Status": invoice.status.value,
-        "ContractId": invoice.contract_id,
-        "ContractName": invoice.contract_name,
-        "CustomerId": invoice.customer_id,
-        "CustomerName": invoice.customer_name,
-        "InvoiceDate": invoice.invoice_date.isoformat(),
-        "DueDate": invoice.due_date.isoformat(),
-        "Currency": invoice.currency,
-        "Amount": str(invoice.amount),
-        "Lines": [
-            {
-                "LineNumber": line.line_number,
-                "ContractLineId": line.contract_line_id,
-                "LineName": line.line_name,
-                "BillingMethod": line.billing_method.value,
-                "TransactionCutoffDate": line.cutoff.isoformat() if line.cutoff else None,
-                "Amount": str(line.amount),
-                "Details": [
-                    {
-                        "SourceType": d.source_type.value,
-                        "SourceId": d.source_id,
-                        "Class": d.txn_class.value if d.txn_class else None,
-                        "Date": d.date.isoformat(),
-                        "Description": d.description,
-                        "Quantity": num(d.quantity),
-                        "UnitPrice": num(d.unit_price),
-                        "SplitPercent": str(d.split_percent),
-                        "Amount": str(d.amount),
-                    }
-                    for d in line.details
-                ],
-            }
-            for line in invoice.lines
-        ],
-    }
-
-
-# =================================================================================================
-# Lifecycle: confirm and cancel (R15, R16)
-# =================================================================================================
 
 
 def format_number(prefix: str, seq: int) -> str:
