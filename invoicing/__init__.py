@@ -1,1 +1,1 @@
-"""Automated project invoicing: the rules of Dynamics 365 Project Operations' automatic invoicing."""
+"""Automated project invoicing with the rules of Dynamics 365 Project Operations."""

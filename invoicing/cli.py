@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from invoicing.errors import InputRejected, UploadRejected
+from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE
 from invoicing.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -29,9 +30,12 @@ class UsageError(Exception):
 
 def parse_iso_date(text: str, what: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise UsageError(f'{what} "{text}" is not a date in YYYY-MM-DD form') from None
+    if not EARLIEST_RUN_DATE <= day <= LATEST_RUN_DATE:
+        raise UsageError(f"{what} {day} is outside {EARLIEST_RUN_DATE} to {LATEST_RUN_DATE}")
+    return day
 
 
 def date_span(args: argparse.Namespace, *, required: bool) -> tuple[date, date] | None:
@@ -142,6 +146,12 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return services.cli_cancel(args, settings)
 
 
+def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing import services
+
+    return services.cli_ledger(args, settings)
+
+
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     from invoicing import services
 
@@ -187,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("ids", nargs="+", metavar="ID")
         p.set_defaults(handler=handler)
+
+    p = sub.add_parser("ledger", help="the run ledger: one line per run date (S6)")
+    p.set_defaults(handler=cmd_ledger)
 
     p = sub.add_parser("audit", help="check the store's invariants (S7)")
     p.set_defaults(handler=cmd_audit)

@@ -165,13 +165,25 @@ def index_contract(
         line_id: [] for line_id in lines
     }
     milestone_dates: dict[str, set[date]] = {}
+    # A stored contract can hold items of an earlier upload that no longer fit its line (the line
+    # changed billing method or classes): such items stay in the backlog, never invoiced.
+    fixed = BillingMethod.FIXED_PRICE
     for m in contract.milestones:
+        line = lines.get(m.line_id)
+        if line is None or line.billing_method is not fixed:
+            continue
         milestone_dates.setdefault(m.line_id, set()).add(m.date)
-        if m.ready and m.amount != 0 and m.line_id in candidates:
+        if m.ready and m.amount != 0:
             candidates[m.line_id].append((m.date, (SourceType.MILESTONE, m.milestone_id), m))
     for t in contract.transactions:
         line = lines.get(t.line_id)
-        if t.ready and t.amount != 0 and line is not None and t.txn_class in line.classes:
+        if (
+            t.ready
+            and t.amount != 0
+            and line is not None
+            and line.billing_method is not fixed
+            and t.txn_class in line.classes
+        ):
             candidates[t.line_id].append((t.date, (SourceType.TRANSACTION, t.transaction_id), t))
     for items in candidates.values():
         # (date, (kind, id)) is unique per line, so the item itself is never compared.

@@ -30,6 +30,11 @@ class TxnClass(StrEnum):
 
 ALL_CLASSES: frozenset[TxnClass] = frozenset(TxnClass)
 
+# Run dates the engine accepts: with payment terms of at most 36,500 days (the reader's cap), the
+# due date of the latest run date still fits in a Python date.
+EARLIEST_RUN_DATE = date(1900, 1, 1)
+LATEST_RUN_DATE = date(9899, 12, 31)
+
 
 class SourceType(StrEnum):
     TRANSACTION = "Transaction"

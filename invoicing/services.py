@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -73,7 +73,7 @@ from invoicing.storage.errors import (
     WriteRefused,
     WrongState,
 )
-from invoicing.storage.keys import encode_key
+from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import (
     COUNTER_PK,
     COUNTER_RK,
@@ -257,6 +257,7 @@ def import_portfolio(
                 )
             item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
             writes.append((part, item_ops, config))
+        problems.extend(_moved_transactions(store, portfolio, parts, locations))
         if problems:
             raise InputRejected(problems, title="The upload changes invoiced items")
 
@@ -271,6 +272,52 @@ def import_portfolio(
     return ImportResult(
         {sheet: dict(c) for sheet, c in counts.items()}, len(portfolio.contracts), tuple(warnings)
     )
+
+
+def _moved_transactions(
+    store: Store,
+    portfolio: Portfolio,
+    parts: Sequence[Partition],
+    locations: Mapping[tuple[str, str, str], tuple[str, int]],
+) -> list[Problem]:
+    """W9 across uploads: a TransactionId is unique in the whole store, not only in one workbook.
+
+    Items are never deleted, so a transaction moved to another contract would exist twice and be
+    invoiced twice (R13). Only ids new to their contract need looking up; when there are any, one
+    keys-only scan of the stored transactions finds their owners.
+    """
+    new_ids: dict[str, tuple[str, str]] = {}  # row key -> (contract id, transaction id)
+    for contract, part in zip(portfolio.contracts, parts, strict=True):
+        for t in contract.transactions:
+            if t.transaction_id not in part.transactions:
+                new_ids[codec.txn_key(t.transaction_id)] = (contract.contract_id, t.transaction_id)
+    if not new_ids:
+        return []
+    owners: dict[str, str] = {}
+    for row in store.query(
+        store.table,
+        "RowKey ge @lo and RowKey lt @hi",
+        {"lo": "T:", "hi": "T;"},
+        select=["PartitionKey", "RowKey"],
+    ):
+        wanted = new_ids.get(row["RowKey"])
+        if wanted is not None and row["PartitionKey"] != encode_key(wanted[0]):
+            owners[row["RowKey"]] = describe_key(row["PartitionKey"])
+    problems = []
+    for key, owner in owners.items():
+        contract_id, transaction_id = new_ids[key]
+        sheet, row = locations.get(
+            (contract_id, SourceType.TRANSACTION.value, transaction_id), ("Transactions", 0)
+        )
+        problems.append(
+            Problem(
+                sheet,
+                f"A{row}" if row else "",
+                f"transaction {transaction_id} is already stored under contract {owner}; "
+                "a TransactionId is unique across contracts and cannot move",
+            )
+        )
+    return problems
 
 
 def _count(counter: Counter[str], old: Mapping[Any, Any], new: Mapping[Any, Any]) -> None:
@@ -323,7 +370,9 @@ def _diff_contract(
     for sheet, o, n in zip(SHEETS[:4], old_views, new_views, strict=True):
         _count(counts[sheet], o, n)
     live = part.live_items()
-    if old is not None and old.currency != contract.currency and live:
+    stored_items = bool(part.transactions or part.milestones)
+    if old is not None and old.currency != contract.currency and stored_items:
+        # Stored amounts were entered in the old currency: reading them in another one is wrong.
         sheet, row = locations.get(
             (contract.contract_id, "Contract", contract.contract_id), ("Contracts", 0)
         )
@@ -331,10 +380,25 @@ def _diff_contract(
             Problem(
                 sheet,
                 f"A{row}" if row else "",
-                f"contract {contract.contract_id} has live invoices in {old.currency}; "
+                f"contract {contract.contract_id} has stored items in {old.currency}; "
                 f"its currency cannot change to {contract.currency}",
             )
         )
+    used = engine.state_from_invoices(contract, part.live_invoices()).nte_used
+    for line in contract.lines:
+        limit = line.not_to_exceed
+        if limit is not None and used.get(line.line_id, Decimal(0)) > limit:
+            sheet, row = locations.get(
+                (contract.contract_id, "Line", line.line_id), ("ContractLines", 0)
+            )
+            problems.append(
+                Problem(
+                    sheet,
+                    f"A{row}" if row else "",
+                    f"NotToExceed {limit} of line {line.line_id} is below the "
+                    f"{used[line.line_id]} already on live invoices; cancel drafts first",
+                )
+            )
     pk = part.pk
     ops: list[Op] = []
     checks: list[
@@ -514,8 +578,10 @@ def _dates_text(days: list[date]) -> str:
     return ", ".join(str(d) for d in days)
 
 
-def today_in(settings: Settings) -> date:
-    return datetime.now(settings.zone).date()
+def today_in(settings: Settings, now: datetime | None = None) -> date:
+    """The run date (R19): the calendar date in INVOICE_TIMEZONE at ``now`` (default: the clock)."""
+    moment = now if now is not None else datetime.now(UTC)
+    return moment.astimezone(settings.zone).date()
 
 
 def choose_dates(
@@ -1020,6 +1086,7 @@ def audit(
     for found, numbers in results:
         violations.extend(found)
         seqs.extend(numbers)
+    violations.extend(_transactions_in_two_contracts(store))
     counter = store.get(store.globals, COUNTER_PK, COUNTER_RK)
     last = codec.plain_int(counter.get("Last")) if counter else 0
     seen: dict[int, str] = {}
@@ -1039,6 +1106,25 @@ def audit(
             "are on confirmed invoices (R16)"
         )
     return violations
+
+
+def _transactions_in_two_contracts(store: Store) -> list[str]:
+    """R13 across partitions: one TransactionId stored under two contracts could bill twice."""
+    owners: dict[str, list[str]] = {}
+    for row in store.query(
+        store.table,
+        "RowKey ge @lo and RowKey lt @hi",
+        {"lo": "T:", "hi": "T;"},
+        select=["PartitionKey", "RowKey"],
+    ):
+        owners.setdefault(row["RowKey"], []).append(row["PartitionKey"])
+    return [
+        f"transaction {describe_key(key[2:])} is stored under {len(pks)} contracts "
+        f"({', '.join(describe_key(p) for p in pks)}): "
+        "it could be invoiced twice (R13)"
+        for key, pks in owners.items()
+        if len(pks) > 1
+    ]
 
 
 def _audit_contract(
@@ -1255,6 +1341,22 @@ def cli_confirm(args: Any, settings: Settings) -> int:
 @_cli
 def cli_cancel(args: Any, settings: Settings) -> int:
     return _lifecycle(args, settings, cancel, "cancelled")
+
+
+@_cli
+def cli_ledger(args: Any, settings: Settings) -> int:
+    """S6: the run ledger, newest first, one line per run date."""
+    entries = ledger_entries(open_store(settings))
+    if not entries:
+        print("no run yet")
+    for e in entries:
+        amounts = ", ".join(f"{cur} {amt}" for cur, amt in sorted(e["amounts"].items()))
+        print(
+            f"{e['date']}  {e['state']:<9}  contracts {e['contracts'] or 0:>6}  "
+            f"invoices {e['invoices'] or 0:>6}  held {e['held'] or 0:>4}  "
+            f"skipped {e['skipped_lines'] or 0:>5}  {amounts}"
+        )
+    return EXIT_OK
 
 
 @_cli

@@ -65,9 +65,14 @@ class Settings:
                 f'INVOICE_RUN_SCHEDULE "{self.run_schedule}" is not a six-field NCRONTAB '
                 'expression such as "0 0 2 * * *" (02:00 UTC daily)'
             )
-        if not self.table_prefix.isalnum() or not self.table_prefix[0].isalpha():
+        prefix = self.table_prefix
+        # Table names are 3-63 ASCII letters and digits starting with a letter, and the longest
+        # name made from the prefix is prefix + "globals".
+        if not (
+            prefix.isascii() and prefix.isalnum() and prefix[0].isalpha() and len(prefix) <= 56
+        ):
             raise SettingsError(
-                f'INVOICE_TABLE_PREFIX "{self.table_prefix}" must be letters and digits, '
+                f'INVOICE_TABLE_PREFIX "{prefix}" must be 1 to 56 ASCII letters and digits, '
                 "starting with a letter"
             )
 

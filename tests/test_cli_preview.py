@@ -69,6 +69,7 @@ def test_workbook_errors_exit_2_list_every_problem_and_write_nothing(tmp_path, c
     ("args", "message"),
     [
         (["--date", "2020-02-30"], '--date "2020-02-30" is not a date'),
+        (["--date", "9999-12-31"], "--date 9999-12-31 is outside 1900-01-01 to 9899-12-31"),
         (["--from", "2020-10-05"], "--from and --to go together"),
         (["--from", "2020-10-05", "--to", "2020-10-01"], "is before --from"),
         ([], "give --date D or --from A --to B"),

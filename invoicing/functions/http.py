@@ -12,6 +12,7 @@ from typing import Any
 import azure.functions as func
 
 from invoicing.errors import InputRejected, UploadRejected
+from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE
 from invoicing.settings import Settings
 from invoicing.views import dumps
 
@@ -85,6 +86,12 @@ def upload_bytes(req: func.HttpRequest, limit: int) -> bytes:
     if content_type.startswith("multipart/form-data"):
         upload = req.files.get("file")
         if upload is None:
+            if req.form.get("file") is not None:
+                raise HttpProblem(
+                    400,
+                    'the multipart field "file" was sent as text, not as a file: '
+                    "send it with a filename (curl -F file=@book.xlsx)",
+                )
             raise HttpProblem(400, 'multipart upload without a field named "file"')
         data = upload.read(limit + 1)
         if len(data) > limit:
@@ -104,9 +111,12 @@ def query_date(req: func.HttpRequest, name: str, *, required: bool = False) -> d
             raise HttpProblem(400, f"query parameter {name} (YYYY-MM-DD) is required")
         return None
     try:
-        return date.fromisoformat(raw.strip())
+        day = date.fromisoformat(raw.strip())
     except ValueError:
         raise HttpProblem(400, f'{name}="{raw}" is not a date in YYYY-MM-DD form') from None
+    if not EARLIEST_RUN_DATE <= day <= LATEST_RUN_DATE:
+        raise HttpProblem(400, f"{name}={day} is outside {EARLIEST_RUN_DATE} to {LATEST_RUN_DATE}")
+    return day
 
 
 def date_span(req: func.HttpRequest) -> tuple[date, date]:

@@ -27,8 +27,10 @@ bp = func.Blueprint()
 def runs(req: func.HttpRequest) -> func.HttpResponse:
     config = settings()
     day = query_date(req, "date")
-    summary = services.run_daily(services.open_store(config), config, today=day)
-    return json_response(summary.as_dict())
+    store = services.open_store(config)
+    summary = services.run_daily(store, config, today=day)
+    # S6: the answer shows the ledger too (the latest entries, newest first).
+    return json_response({**summary.as_dict(), "ledger": services.ledger_entries(store)[:31]})
 
 
 @bp.function_name("list_invoices")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 import azure.functions as func
 
@@ -21,7 +20,7 @@ log = logging.getLogger("invoicing.timer")
 )
 def daily_invoice_run(timer: func.TimerRequest) -> None:
     config = Settings.from_env()
-    today = datetime.now(config.zone).date()
+    today = services.today_in(config)
     if timer.past_due:
         log.warning("daily run for %s is past due; catching up missed dates first", today)
     try:

@@ -39,6 +39,11 @@ def encode_key(text: str) -> str:
     return key
 
 
+def describe_key(key: str) -> str:
+    """The id behind ``key`` for messages: decoded, or the hashed key itself."""
+    return key if key.startswith(HASHED) else decode_key(key)
+
+
 def decode_key(key: str) -> str:
     if key.startswith(HASHED):
         raise ValueError("a hashed key cannot be decoded; read the id from the entity")

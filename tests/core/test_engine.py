@@ -367,3 +367,21 @@ def test_explicit_cutoff_earlier_than_the_day_before():
 
 def _fields(obj) -> dict:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}
+
+
+def test_items_that_no_longer_fit_their_line_stay_in_the_backlog():
+    # A stored contract can keep items of an earlier upload after its line changed method.
+    fp_now = contract(
+        fp_line("L"),
+        transactions=(txn("T1", "2021-02-01", "10", "L"),),
+        milestones=(milestone("M1", "2021-03-01", "5", "L"),),
+    )
+    plan = plan_contract(fp_now, D("2021-03-01"), ContractState())
+    assert [d.source_id for d in plan.invoices[0].lines[0].details] == ["M1"]
+    tm_now = contract(
+        tm_line("L", "2021-03-01"),
+        transactions=(txn("T1", "2021-02-01", "10", "L"),),
+        milestones=(milestone("M1", "2021-02-01", "5", "L"),),
+    )
+    plan = plan_contract(tm_now, D("2021-03-01"), ContractState())
+    assert [d.source_id for d in plan.invoices[0].lines[0].details] == ["T1"]

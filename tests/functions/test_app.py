@@ -187,6 +187,8 @@ def test_preview_accepts_a_multipart_file_field(indexed):
     "params",
     [
         {},
+        {"date": "9999-12-31"},
+        {"date": "1899-12-31"},
         {"date": "2020-02-30"},
         {"date": "05/10/2020"},
         {"from": "2020-10-05"},
@@ -198,6 +200,24 @@ def test_preview_with_bad_dates_is_400(indexed, params):
     response = call(indexed, "preview", "POST", body=SAMPLE, params=params)
     assert response.status_code == 400
     problem_of(response)
+
+
+def test_multipart_field_sent_as_text_is_a_400_that_says_so(indexed):
+    boundary = "----invoicingtest"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"\r\n\r\n'
+        f"not a file\r\n--{boundary}--\r\n"
+    ).encode()
+    response = call(
+        indexed,
+        "preview",
+        "POST",
+        body=body,
+        params={"date": "2020-10-05"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 400
+    assert "filename" in problem_of(response)["detail"]
 
 
 def test_preview_over_the_byte_cap_is_413(indexed, monkeypatch):
@@ -278,6 +298,7 @@ def test_run_now_answers_the_run_summary(indexed, env):
     assert response.status_code == 200
     summary = json.loads(response.get_body())
     assert summary["dates_run"]
+    assert [(e["date"], e["state"]) for e in summary["ledger"]] == [("2020-10-05", "completed")]
     assert len(_invoice_list(indexed)) == 1
 
 
@@ -423,8 +444,20 @@ def test_bad_settings_fail_at_startup_with_a_clear_message(monkeypatch):
         Settings.from_env()
 
 
-def test_run_date_comes_from_the_configured_time_zone(monkeypatch):
+def test_run_date_is_the_calendar_date_in_the_configured_time_zone():
+    from datetime import UTC, datetime
+
     from invoicing.services import today_in
 
-    settings = Settings(timezone="Pacific/Kiritimati")
-    assert (today_in(settings) - date.today()).days in (0, 1)
+    late_evening_utc = datetime(2020, 10, 4, 22, 30, tzinfo=UTC)
+    assert today_in(Settings(timezone="UTC"), late_evening_utc) == date(2020, 10, 4)
+    assert today_in(Settings(timezone="Europe/Paris"), late_evening_utc) == date(2020, 10, 5)
+    assert today_in(Settings(timezone="America/New_York"), late_evening_utc) == date(2020, 10, 4)
+
+
+@pytest.mark.parametrize("prefix", ["facturé", "x" * 57, "1abc", "a-b"])
+def test_table_prefix_must_make_valid_table_names(prefix):
+    from invoicing.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="INVOICE_TABLE_PREFIX"):
+        Settings.from_env({"INVOICE_TABLE_PREFIX": prefix})

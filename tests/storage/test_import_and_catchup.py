@@ -151,3 +151,95 @@ def test_a_store_without_a_connection_setting_is_a_one_line_error(monkeypatch, c
 
 def _fields(settings: Settings) -> dict:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+def _second_contract(book: dict) -> dict:
+    """``book`` plus contract C2 (USD, one customer, a Daily T&M line L9)."""
+    book = copy.deepcopy(book)
+    book["Contracts"].append(["C2", "Other", "USD", 30])
+    book["Customers"].append(["C2", "K9", "Northwind", 100, None, None])
+    book["ContractLines"].append(
+        [
+            "C2",
+            "L9",
+            "Support",
+            "Time and material",
+            None,
+            None,
+            "Daily",
+            None,
+            D("2020-10-01"),
+            None,
+            None,
+        ]
+    )
+    return book
+
+
+def test_a_transaction_cannot_move_to_another_contract(store, storage_settings):
+    book = minimal_rows()
+    services.import_workbook(store, workbook(book), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-01"), D("2020-10-31")))
+    moved = _second_contract(book)
+    t3 = moved["Transactions"][3]
+    assert t3[0] == "T3"
+    t3[1], t3[2], t3[3] = "C2", "L9", "Time"
+    with pytest.raises(InputRejected) as info:
+        services.import_workbook(store, workbook(moved), storage_settings)
+    assert [str(p) for p in info.value.problems] == [
+        "Transactions!A4: transaction T3 is already stored under contract C1; "
+        "a TransactionId is unique across contracts and cannot move"
+    ]
+    assert store.contracts() == [("C1", 0)]  # nothing written, not even C2
+    assert services.audit(store, storage_settings) == []
+
+
+def test_audit_names_a_transaction_stored_under_two_contracts(store, storage_settings):
+    from invoicing.storage import codec
+    from invoicing.storage.keys import encode_key
+    from invoicing.storage.store import upsert_op
+
+    services.import_workbook(store, workbook(_second_contract(minimal_rows())), storage_settings)
+    t1 = store.load("C1").contract().transactions[0]
+    store.submit(store.table, [upsert_op(codec.transaction_entity(encode_key("C2"), t1))], "test")
+    violations = services.audit(store, storage_settings)
+    assert any("transaction T1 is stored under 2 contracts (C1, C2)" in v for v in violations)
+
+
+def test_a_currency_change_is_refused_once_the_contract_has_items(store, storage_settings):
+    book = minimal_rows()
+    services.import_workbook(store, workbook(book), storage_settings)
+    book["Contracts"][1][2] = "EUR"
+    del book["Transactions"][1:]
+    with pytest.raises(InputRejected) as info:
+        services.import_workbook(store, workbook(book), storage_settings)
+    assert [str(p) for p in info.value.problems] == [
+        "Contracts!A2: contract C1 has stored items in USD; its currency cannot change to EUR"
+    ]
+
+
+def test_not_to_exceed_cannot_drop_below_what_live_invoices_hold(store, storage_settings):
+    book = minimal_rows()
+    services.import_workbook(store, workbook(book), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-01"), D("2020-10-31")))
+    book["ContractLines"][1][5] = 50  # L1 already has T1 (1004.00) on live invoices
+    with pytest.raises(InputRejected) as info:
+        services.import_workbook(store, workbook(book), storage_settings)
+    assert [str(p) for p in info.value.problems] == [
+        "ContractLines!A2: NotToExceed 50.00 of line L1 is below the 1004.00 already on live "
+        "invoices; cancel drafts first"
+    ]
+
+
+def test_ledger_command_shows_one_line_per_run_date(store, storage_settings, monkeypatch, capsys):
+    monkeypatch.setenv("INVOICING_STORAGE", storage_settings.storage_connection or "")
+    monkeypatch.setenv("INVOICE_TABLE_PREFIX", storage_settings.table_prefix)
+    services.import_workbook(store, workbook(minimal_rows()), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-04"), D("2020-10-05")))
+    assert main(["ledger"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["2020-10-05", "completed"],
+        ["2020-10-04", "completed"],
+    ]
+    assert "invoices      2" in lines[0] and "USD 7.50" in lines[0]
