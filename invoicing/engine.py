@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from invoicing.gcpause import cyclic_gc_paused
 from invoicing.model import (
     BillingMethod,
     Contract,
     ContractLine,
+    Customer,
     ItemKey,
     Milestone,
     Outcome,
@@ -34,6 +36,7 @@ from invoicing.money import ZERO, minor_unit, split_amount
 
 UNIT_SEPARATOR = "\u001f"
 TRANSACTION = SourceType.TRANSACTION
+INVOICED, SKIPPED, HELD = Outcome.INVOICED, Outcome.SKIPPED, Outcome.HELD
 
 
 class Detail(NamedTuple):
@@ -51,8 +54,7 @@ class Detail(NamedTuple):
     amount: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class InvoiceLine:
+class InvoiceLine(NamedTuple):
     line_number: int
     contract_line_id: str
     line_name: str
@@ -62,8 +64,10 @@ class InvoiceLine:
     details: tuple[Detail, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Invoice:
+class Invoice(NamedTuple):
+    """A planned or stored invoice. Invoices, lines, details and log entries are named tuples:
+    immutable records like the dataclasses, and several times cheaper to build (P2)."""
+
     invoice_id: str
     contract_id: str
     contract_name: str
@@ -83,8 +87,7 @@ class Invoice:
                 yield (detail.source_type, detail.source_id)
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
     """One RunLog row (X4): a due line's outcome on a run date, or one held item."""
 
     run_date: date
@@ -109,8 +112,7 @@ class ContractState:
     progress_of: ContractIndex | None = field(default=None, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
-class ContractPlan:
+class ContractPlan(NamedTuple):
     contract_id: str
     run_date: date
     invoices: tuple[Invoice, ...]
@@ -142,6 +144,10 @@ class ContractIndex:
 
     candidates: Mapping[str, list[tuple[date, ItemKey, Milestone | Transaction]]]
     milestone_dates: Mapping[str, frozenset[date]]
+    # Per line: its customers (R2 override or the contract's), their percents, the rounding index.
+    splits: Mapping[str, tuple[tuple[Customer, ...], list[Decimal], int]]
+    customer_names: Mapping[str, str]
+    places: int
     # When the index was built for known run dates: the due lines of each of those dates.
     window: frozenset[date] = frozenset()
     due: Mapping[date, tuple[tuple[ContractLine, date | None], ...]] = field(default_factory=dict)
@@ -212,8 +218,25 @@ def index_contract(
         order = {line.line_id: i for i, line in enumerate(contract.lines)}
         for entries in due.values():
             entries.sort(key=lambda entry: order[entry[0].line_id])
+    splits = {}
+    names = {c.customer_id: c.name for c in contract.customers}
+    for line in contract.lines:
+        customers = contract.customers_for(line)
+        splits[line.line_id] = (
+            customers,
+            [c.split_percent for c in customers],
+            rounding_index(customers),
+        )
+        for c in customers:
+            names.setdefault(c.customer_id, c.name)
     return ContractIndex(
-        candidates, frozen_dates, window, {day: tuple(entries) for day, entries in due.items()}
+        candidates,
+        frozen_dates,
+        splits,
+        names,
+        minor_unit(contract.currency),
+        window,
+        {day: tuple(entries) for day, entries in due.items()},
     )
 
 
@@ -240,142 +263,134 @@ def plan_contract(
                 due_lines.append((line, cutoff))
     if not due_lines:
         return ContractPlan(contract.contract_id, run_date, (), (), state)
-    places = minor_unit(contract.currency)
+    contract_id, currency, places = contract.contract_id, contract.currency, index.places
     invoiced = state.invoiced
     newly_invoiced: set[ItemKey] = set()
     # Progress counts positions in one index: it means nothing for another version of the contract.
-    progress = dict(state.progress) if state.progress_of is index else {}
-    nte_used = dict(state.nte_used)
+    known = state.progress if state.progress_of is index else {}
+    progress = known  # copied on the first change only
+    nte_used = state.nte_used  # copied on the first write only
     log: list[LogEntry] = []
-    # customer id -> list of (line, cutoff, details) in line order
+    # customer id -> (line, cutoff, details, amount) per due line with a share, in line order
     per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]] = {}
-    customer_names: dict[str, str] = {c.customer_id: c.name for c in contract.customers}
 
     for line, cutoff in due_lines:
+        line_id = line.line_id
         # R9: a due FP line takes milestones dated up to D; a due T&M line items up to its cut-off.
         limit_date = run_date if cutoff is None else cutoff
-        candidates = index.candidates[line.line_id]
-        position, count = progress.get(line.line_id, 0), len(candidates)
-        items = []
+        candidates = index.candidates[line_id]
+        start = position = progress.get(line_id, 0)
+        count = len(candidates)
+        first_open = -1
+        taken: list[Any] = []
+        held: list[Any] = []
+        limit = line.not_to_exceed
+        used = nte_used.get(line_id, ZERO) if limit is not None else ZERO
         while position < count:
             item_date, key, item = candidates[position]
             if item_date > limit_date:
                 break
             if key not in invoiced:
-                items.append((position, key, item))
+                # R14: an item that would cross the not-to-exceed is held whole; later ones may fit.
+                if limit is not None and used + item.amount > limit:
+                    held.append(item)
+                    if first_open < 0:
+                        first_open = position
+                else:
+                    used += item.amount
+                    taken.append(item)
+                    newly_invoiced.add(key)
             position += 1
-        taken: list[Milestone | Transaction] = []
-        held: list[Milestone | Transaction] = []
-        limit = line.not_to_exceed
-        used = nte_used.get(line.line_id, ZERO)
-        first_open = position
-        for item_position, key, item in items:
-            if limit is not None and used + item.amount > limit:
-                held.append(item)
-                first_open = min(first_open, item_position)
-                continue
-            used += item.amount
-            taken.append(item)
-            newly_invoiced.add(key)
-        progress[line.line_id] = first_open
+        mark = position if first_open < 0 else first_open
+        if mark != start:
+            if progress is known:
+                progress = dict(known)
+            progress[line_id] = mark  # type: ignore[index]
         if limit is not None:
-            nte_used[line.line_id] = used
+            if nte_used is state.nte_used:
+                nte_used = dict(nte_used)
+            nte_used[line_id] = used  # type: ignore[index]
 
-        total = sum((item.amount for item in taken), ZERO)
-        customers = contract.customers_for(line)
-        if len(customers) == 1:
-            # One customer takes every item whole: no split arithmetic needed (R11).
-            customer = customers[0]
-            customer_names.setdefault(customer.customer_id, customer.name)
-            if taken:
-                pct = customer.split_percent
-                if line.billing_method is BillingMethod.FIXED_PRICE:
-                    details = [_detail(item, pct, item.amount) for item in taken]
-                else:  # inlined: the hot path of a large T&M run (P2)
-                    details = [
-                        Detail(
-                            TRANSACTION,
-                            t.transaction_id,
-                            t.txn_class,
-                            t.date,
-                            t.description,
-                            t.quantity,
-                            t.unit_price,
-                            pct,
-                            t.amount,
-                        )
-                        for t in taken  # type: ignore[union-attr]
-                    ]
-                per_customer.setdefault(customer.customer_id, []).append(
-                    (line, cutoff, details, total)
-                )
-        else:
-            r_index = rounding_index(customers)
-            percents = [c.split_percent for c in customers]
-            by_customer: list[list[Detail]] = [[] for _ in customers]
-            sums = [ZERO] * len(customers)
-            for item in taken:
-                shares = split_amount(item.amount, percents, r_index, places)
-                for i, share in enumerate(shares):
-                    if share:
-                        by_customer[i].append(_detail(item, percents[i], share))
-                        sums[i] += share
-            for i, customer in enumerate(customers):
-                customer_names.setdefault(customer.customer_id, customer.name)
-                if by_customer[i]:
-                    per_customer.setdefault(customer.customer_id, []).append(
-                        (line, cutoff, by_customer[i], sums[i])
-                    )
-
+        total = sum([item.amount for item in taken], ZERO)
         if taken:
+            _share(line, cutoff, taken, total, index.splits[line_id], places, per_customer)
+            note = _invoiced_note(cutoff, len(held))
             log.append(
                 LogEntry(
-                    run_date,
-                    contract.contract_id,
-                    line.line_id,
-                    Outcome.INVOICED,
-                    len(taken),
-                    total,
-                    _invoiced_note(line, cutoff, len(held)),
-                    contract.currency,
+                    run_date, contract_id, line_id, INVOICED, len(taken), total, note, currency
                 )
             )
         else:
-            log.append(
-                LogEntry(
-                    run_date,
-                    contract.contract_id,
-                    line.line_id,
-                    Outcome.SKIPPED,
-                    0,
-                    ZERO,
-                    _skipped_note(line, cutoff, len(held)),
-                    contract.currency,
-                )
-            )
+            note = _skipped_note(cutoff, len(held))
+            log.append(LogEntry(run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency))
         for item in held:
-            note = _held_note(item, limit, nte_used.get(line.line_id, ZERO))
+            note = _held_note(item, limit, used)
             log.append(
-                LogEntry(
-                    run_date,
-                    contract.contract_id,
-                    line.line_id,
-                    Outcome.HELD,
-                    1,
-                    item.amount,
-                    note,
-                    contract.currency,
-                )
+                LogEntry(run_date, contract_id, line_id, HELD, 1, item.amount, note, currency)
             )
 
+    names = index.customer_names
     invoices = tuple(
-        _invoice(contract, customer_id, customer_names.get(customer_id, ""), run_date, lines)
-        for customer_id, lines in sorted(per_customer.items(), key=lambda kv: kv[0])
+        _invoice(
+            contract, customer_id, names.get(customer_id, ""), run_date, per_customer[customer_id]
+        )
+        for customer_id in sorted(per_customer)
     )
-    new_state = ContractState(
-        invoiced | newly_invoiced if newly_invoiced else invoiced, nte_used, progress, index
-    )
-    return ContractPlan(contract.contract_id, run_date, invoices, tuple(log), new_state)
+    if newly_invoiced or nte_used is not state.nte_used or progress is not state.progress:
+        new_state = ContractState(
+            invoiced | newly_invoiced if newly_invoiced else invoiced, nte_used, progress, index
+        )
+    else:
+        new_state = state  # nothing changed (every due line skipped)
+    return ContractPlan(contract_id, run_date, invoices, tuple(log), new_state)
+
+
+def _share(
+    line: ContractLine,
+    cutoff: date | None,
+    taken: list[Any],
+    total: Decimal,
+    split: tuple[tuple[Customer, ...], list[Decimal], int],
+    places: int,
+    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]],
+) -> None:
+    """R11: each taken item split between the line's customers, one detail per nonzero share."""
+    customers, percents, r_index = split
+    if len(customers) == 1:
+        # One customer takes every item whole: no split arithmetic needed.
+        pct = percents[0]
+        if line.billing_method is BillingMethod.FIXED_PRICE:
+            details = [_detail(item, pct, item.amount) for item in taken]
+        else:  # inlined: the hot path of a large T&M run (P2)
+            details = [
+                Detail(
+                    TRANSACTION,
+                    t.transaction_id,
+                    t.txn_class,
+                    t.date,
+                    t.description,
+                    t.quantity,
+                    t.unit_price,
+                    pct,
+                    t.amount,
+                )
+                for t in taken
+            ]
+        per_customer.setdefault(customers[0].customer_id, []).append((line, cutoff, details, total))
+        return
+    by_customer: list[list[Detail]] = [[] for _ in customers]
+    sums = [ZERO] * len(customers)
+    for item in taken:
+        shares = split_amount(item.amount, percents, r_index, places)
+        for i, share in enumerate(shares):
+            if share:
+                by_customer[i].append(_detail(item, percents[i], share))
+                sums[i] += share
+    for i, customer in enumerate(customers):
+        if by_customer[i]:
+            per_customer.setdefault(customer.customer_id, []).append(
+                (line, cutoff, by_customer[i], sums[i])
+            )
 
 
 def plan_range(
@@ -384,6 +399,15 @@ def plan_range(
     states: Mapping[str, ContractState] | None = None,
 ) -> RangePlan:
     """Plan every contract for each run date in order, carrying state from date to date."""
+    with cyclic_gc_paused():
+        return _plan_range(portfolio, run_dates, states)
+
+
+def _plan_range(
+    portfolio: Portfolio,
+    run_dates: Iterable[date],
+    states: Mapping[str, ContractState] | None,
+) -> RangePlan:
     current = dict(states or {})
     invoices: list[Invoice] = []
     log: list[LogEntry] = []
@@ -499,13 +523,13 @@ def _invoice(
     )
 
 
-def _invoiced_note(line: ContractLine, cutoff: date | None, held: int) -> str:
+def _invoiced_note(cutoff: date | None, held: int) -> str:
     scope = f"cut-off {cutoff.isoformat()}" if cutoff else "milestones due"
     extra = f"; {held} held by not-to-exceed" if held else ""
     return f"{scope}{extra}"
 
 
-def _skipped_note(line: ContractLine, cutoff: date | None, held: int) -> str:
+def _skipped_note(cutoff: date | None, held: int) -> str:
     if held:
         return f"every ready item held by not-to-exceed ({held})"
     if cutoff:
@@ -523,4 +547,4 @@ def _held_note(item: Milestone | Transaction, limit: Decimal | None, used: Decim
 
 
 def with_status(invoice: Invoice, status: Status, number: str | None = None) -> Invoice:
-    return replace(invoice, status=status, invoice_number=number)
+    return invoice._replace(status=status, invoice_number=number)

@@ -4,7 +4,6 @@ cancelled items going out again."""
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -182,7 +181,7 @@ def test_a_cancelled_invoice_stays_and_its_items_go_out_on_the_lines_next_due_ru
     again = invoices[1]
     assert again.invoice_id != first.invoice_id
     assert [d.source_id for line in again.lines for d in line.details] == ["T00"]
-    assert replace(again.lines[0], cutoff=None).amount == first.amount
+    assert again.lines[0]._replace(cutoff=None).amount == first.amount
     drafts, _ = services.list_invoices(store, status="Draft")
     assert [i.invoice_id for i in drafts] == [again.invoice_id]
     assert services.audit(store, storage_settings) == []
