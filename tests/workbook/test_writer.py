@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -292,7 +291,7 @@ def _hostile_invoice(text: str):
         [line(1, [detail(text, description=text)], line_id=text, name=text)],
         contract_name=text, customer_name=text, status=Status.CONFIRMED, number=text,
     )
-    return replace(base, contract_id=text, customer_id=text)
+    return base._replace(contract_id=text, customer_id=text)
 
 
 @pytest.mark.parametrize("text", DANGEROUS)
