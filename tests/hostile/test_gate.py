@@ -328,3 +328,52 @@ def test_reader_rejects_wrong_or_missing_sheets(name: str, hostile_corpus: dict[
 
     with pytest.raises(InputRejected):
         read_workbook(hostile_corpus[name].read_bytes())
+
+
+# ---- the fast path (one pass over a plain sheet) agrees with the thorough one --------------------
+
+
+@given(st.integers(min_value=1, max_value=2_000_000), st.integers(min_value=0, max_value=3_000_000))
+def test_at_most_regex(limit: int, number: int) -> None:
+    pattern = re.compile(gate._at_most(limit))
+    assert bool(pattern.fullmatch(str(number).encode())) == (1 <= number <= limit)
+    assert not pattern.fullmatch(b"0" + str(number).encode())
+
+
+@given(st.integers(min_value=1, max_value=16_384), st.integers(min_value=1, max_value=20_000))
+def test_columns_at_most_regex(width: int, column: int) -> None:
+    letters = gate._column_letters(column).encode()
+    assert gate._column_number(letters) == column
+    assert bool(re.fullmatch(gate._columns_at_most(width), letters)) == (column <= width)
+
+
+_cells = st.lists(
+    st.tuples(st.integers(1, 3_000), st.integers(1, 800), st.sampled_from(["1", "-5", "x"])),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(_cells, st.booleans())
+def test_fast_scan_agrees_with_the_thorough_scan(cells: list, lowercase: bool) -> None:
+    rows: dict[int, list[bytes]] = {}
+    for row, column, value in cells:
+        letters = gate._column_letters(column)
+        ref = (letters.lower() if lowercase and column % 3 == 0 else letters) + str(row)
+        cell = (
+            b'<c r="%s" t="inlineStr"><is><t>%s</t></is></c>' % (ref.encode(), value.encode())
+            if value == "x"
+            else b'<c r="%s"><v>%s</v></c>' % (ref.encode(), value.encode())
+        )
+        rows.setdefault(row, []).append(cell)
+    order = list(rows) if lowercase else sorted(rows)  # sometimes out of order
+    body = b"".join(b'<row r="%d">%s</row>' % (r, b"".join(rows[r])) for r in order)
+    data = b"".join(sheet_xml(body))
+    here, has_si, negative = gate._fast_scan(data)
+    assert not has_si
+    assert negative == (b"<v>-" in data)
+    thorough = gate._used_range_cells("sheet", data, 10**12)
+    if here is not None:
+        assert here == thorough
+    if not lowercase:  # upper-case references, rows in order: what writers make
+        assert here == thorough

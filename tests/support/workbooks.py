@@ -1,8 +1,9 @@
-"""Input workbooks for tests and benchmarks, written with openpyxl (real .xlsx bytes, no mocks).
+"""Input workbooks for tests, written with openpyxl (real .xlsx bytes, no mocks).
 
 A *book* is a plain ``dict`` of sheet name -> rows; the first row is the header (Excel row 1), so
 ``book[sheet][k]`` is Excel row ``k + 1``. ``minimal_rows()`` returns a small valid book that tests
 tweak with ``put`` / ``add`` / ``drop_column`` before turning it into bytes with ``xlsx``.
+The large §P data set is ``bench.generate`` (seeded), the one generator of the benchmark.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
-from pathlib import Path
+from datetime import date
 
 import openpyxl
 
@@ -195,77 +195,3 @@ def drop_column(book: Book, sheet: str, name: str) -> Book:
         if len(cells) > index:
             del cells[index]
     return book
-
-
-def big_workbook(
-    path: str | Path,
-    *,
-    contracts: int = 1000,
-    lines_per_contract: int = 3,
-    transactions: int = 100_000,
-) -> Path:
-    """The §P data set: ``contracts`` contracts of T&M lines with Monthly schedules, two customers
-    on a fifth of the contracts, ``transactions`` transactions spread evenly (write-only mode)."""
-    path = Path(path)
-    wb = openpyxl.Workbook(write_only=True)
-    ws = wb.create_sheet("Contracts")
-    ws.append(CONTRACTS)
-    for c in range(contracts):
-        ws.append([f"C{c:05d}", f"Contract {c}", "USD", 30])
-    ws = wb.create_sheet("Customers")
-    ws.append(CUSTOMERS)
-    for c in range(contracts):
-        if c % 5 == 0:
-            ws.append([f"C{c:05d}", f"K{c:05d}A", f"Customer {c} A", 60, None, "Yes"])
-            ws.append([f"C{c:05d}", f"K{c:05d}B", f"Customer {c} B", 40, None, "No"])
-        else:
-            ws.append([f"C{c:05d}", f"K{c:05d}", f"Customer {c}", 100, None, None])
-    ws = wb.create_sheet("ContractLines")
-    ws.append(LINES)
-    for c in range(contracts):
-        for k in range(lines_per_contract):
-            ws.append(
-                [
-                    f"C{c:05d}",
-                    f"L{k + 1}",
-                    f"Line {k + 1}",
-                    "Time and material",
-                    None,
-                    None,
-                    "Monthly",
-                    "Last",
-                    date(2024, 1, 1),
-                    None,
-                    None,
-                ]
-            )
-    ws = wb.create_sheet("Transactions")
-    ws.append(TRANSACTIONS)
-    classes = ("Time", "Expense", "Material", "Fee")
-    start = date(2024, 1, 1)
-    for t in range(transactions):
-        c = t % contracts
-        k = (t // contracts) % lines_per_contract
-        cls = classes[t % 4]
-        day = start + timedelta(days=t % 180)
-        if cls == "Time":
-            qty, price, amount = (t % 8) + 1, 95.5 + (t % 5), None
-        else:
-            qty, price, amount = None, None, round(10 + (t % 997) * 0.37, 2)
-        ws.append(
-            [
-                f"T{t:07d}",
-                f"C{c:05d}",
-                f"L{k + 1}",
-                cls,
-                day,
-                f"Work item {t % 50}",
-                f"R{t % 40}",
-                qty,
-                price,
-                amount,
-                "Yes" if t % 10 else "No",
-            ]
-        )
-    wb.save(path)
-    return path

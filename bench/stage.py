@@ -1,0 +1,436 @@
+"""One benchmark stage (or its floor) in a process of its own: ``python -m bench.stage NAME ...``.
+
+Prints one JSON object on stdout: ``seconds`` (best of ``--repeat`` timed runs), ``items`` (the
+workbook's transactions), ``peak_rss_mb`` and a few stage-specific counts. Each stage prepares its
+input untimed (reading the workbook, planning, ...), then resets the process's peak-RSS mark
+(``/proc/self/clear_refs``) so that ``peak_rss_mb`` is the peak *during the stage*, its input in
+memory included, measured with ``getrusage(RUSAGE_SELF).ru_maxrss``.
+
+Stages (SPEC P) and the floor measured beside each:
+
+* ``P1`` ``read_workbook`` (upload gate + calamine + validation) of the workbook's bytes;
+  ``P1floor``: ``CalamineWorkbook.from_filelike`` + ``to_python()`` of every sheet, same bytes.
+* ``P2`` ``engine.plan_range`` over the 60-day range on the already-read portfolio (no floor).
+* ``P3`` ``writer.invoice_workbook_bytes`` of P2's invoices and log (rows built inside the timing);
+  ``P3floor``: openpyxl write-only of ``writer.plain_rows`` (the same rows and columns, unstyled,
+  no tables), the rows built *before* the timing: the floor is serialisation only.
+* ``P4`` ``services.import_workbook`` into an empty store; ``P4floor``: the same entities, built
+  with the store's own codec (``codec.milestone_entity``/``transaction_entity``/``config_entity``,
+  ``store.upsert_op``), upserted with ``submit_transaction`` in ``store.chunks`` batches per
+  partition, one task per contract on as many threads as the import uses, then the registry.
+* ``P5`` ``services.run_daily`` over the 60 run dates on the store P4 filled; ``P5floor``: one
+  scan of each contract's stored rows (the query ``Store.load`` makes) + one batched write of
+  the entities the run writes (index entries, invoice headers/lines/details, markers, run logs,
+  ledger), computed untimed with the engine and the store's codec, on the same threads, into the
+  table ``P4floor`` filled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.generate import RANGE_DAYS, RANGE_START
+
+RUN_DATES = [RANGE_START + timedelta(days=i) for i in range(RANGE_DAYS)]
+SPAN = (RUN_DATES[0], RUN_DATES[-1])
+WORKERS = 4  # invoicing.services.DEFAULT_WORKERS, checked in _storage_workers
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak-RSS mark to the current RSS (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+# ---- shared setup -------------------------------------------------------------------------------
+
+
+def _read(data: bytes):
+    from invoicing.workbook.reader import read_workbook
+
+    return read_workbook(data).portfolio
+
+
+def _transactions(portfolio) -> int:
+    return sum(len(c.transactions) for c in portfolio.contracts)
+
+
+def _plan(portfolio):
+    from invoicing.engine import plan_range
+
+    return plan_range(portfolio, RUN_DATES)
+
+
+def _freeze() -> None:
+    """A floor holds every entity it will write, prepared in advance (the stage builds them as it
+    goes): move them out of the cyclic collector's reach, or its full collections over that heap
+    would be part of the floor's time."""
+    gc.collect()
+    gc.freeze()
+
+
+def _storage_workers() -> int:
+    from invoicing.services import DEFAULT_WORKERS
+
+    if DEFAULT_WORKERS != WORKERS:  # the floor must use the import's and the run's concurrency
+        raise SystemExit(f"services.DEFAULT_WORKERS is {DEFAULT_WORKERS}; bench assumes {WORKERS}")
+    return WORKERS
+
+
+def _settings(args: argparse.Namespace):
+    from invoicing.settings import Settings
+
+    return Settings(storage_connection=args.connection, table_prefix=args.prefix, lease_seconds=60)
+
+
+# ---- P1 -----------------------------------------------------------------------------------------
+
+
+def p1(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from invoicing.workbook.reader import read_workbook
+
+    seconds, read = best_of(args.repeat, lambda: read_workbook(data))
+    return {"seconds": seconds, "items": _transactions(read.portfolio)}
+
+
+def p1_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from python_calamine import CalamineWorkbook
+
+    def read() -> int:
+        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        cells = 0
+        for name in book.sheet_names:
+            rows = book.get_sheet_by_name(name).to_python()
+            cells += len(rows)
+        return cells
+
+    seconds, _ = best_of(args.repeat, read)
+    return {"seconds": seconds}
+
+
+# ---- P2 -----------------------------------------------------------------------------------------
+
+
+def p2(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    portfolio = _read(data)
+    reset_peak_rss()
+    seconds, plan = best_of(args.repeat, lambda: _plan(portfolio))
+    return {
+        "seconds": seconds,
+        "items": _transactions(portfolio),
+        "invoices": len(plan.invoices),
+        "log": len(plan.log),
+    }
+
+
+# ---- P3 -----------------------------------------------------------------------------------------
+
+
+def p3(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from invoicing.workbook.writer import invoice_workbook_bytes
+
+    portfolio = _read(data)
+    plan = _plan(portfolio)
+    items = _transactions(portfolio)
+    del portfolio
+    reset_peak_rss()
+    seconds, out = best_of(args.repeat, lambda: invoice_workbook_bytes(plan.invoices, plan.log))
+    return {"seconds": seconds, "items": items, "bytes": len(out)}
+
+
+def p3_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from openpyxl import Workbook
+
+    from invoicing.workbook.writer import plain_rows
+
+    portfolio = _read(data)
+    plan = _plan(portfolio)
+    del portfolio
+    sheets = plain_rows(plan.invoices, plan.log)  # outside the timing: the floor only serialises
+    del plan
+    reset_peak_rss()
+
+    def write() -> int:
+        wb = Workbook(write_only=True)
+        for name, rows in sheets.items():
+            ws = wb.create_sheet(name)
+            for row in rows:
+                ws.append(row)
+        buffer = io.BytesIO()
+        wb.save(buffer)
+        return len(buffer.getvalue())
+
+    seconds, size = best_of(args.repeat, write)
+    return {"seconds": seconds, "bytes": size}
+
+
+# ---- P4 -----------------------------------------------------------------------------------------
+
+
+def p4(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from invoicing.services import import_workbook, open_store
+
+    settings = _settings(args)
+    store = open_store(settings)  # creates the (empty) tables: not part of the import
+    _storage_workers()
+    reset_peak_rss()
+    started = time.perf_counter()
+    result = import_workbook(store, data, settings)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "items": result.sheets["Transactions"]["created"],
+        "contracts": result.contracts,
+    }
+
+
+def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
+    """Per contract, the operations ``import_portfolio`` submits into an empty store (items in
+    milestone-then-transaction order, the configuration last), and the registry operations."""
+    from invoicing.storage import codec
+    from invoicing.storage.keys import encode_key
+    from invoicing.storage.store import REGISTRY, upsert_op
+
+    per_contract: list[list[tuple]] = []
+    registry: list[tuple] = []
+    for order, contract in enumerate(portfolio.contracts):
+        pk = encode_key(contract.contract_id)
+        ops = [upsert_op(codec.milestone_entity(pk, m)) for m in contract.milestones]
+        ops += [upsert_op(codec.transaction_entity(pk, t)) for t in contract.transactions]
+        ops.append(upsert_op(codec.config_entity(pk, contract, order)))
+        per_contract.append(ops)
+        registry.append(
+            upsert_op(
+                {
+                    "PartitionKey": REGISTRY,
+                    "RowKey": encode_key(contract.contract_id),
+                    "ContractId": contract.contract_id,
+                    "Order": order,
+                }
+            )
+        )
+    return per_contract, registry
+
+
+def _tables(args: argparse.Namespace):
+    from invoicing.services import open_store
+
+    store = open_store(_settings(args))  # the same two tables, created like the store does
+    return store.table, store.globals
+
+
+def _submit_all(client, ops: list[tuple]) -> int:
+    """Batched upserts, grouped per partition, chunked exactly like ``Store.submit``."""
+    from invoicing.storage.store import chunks
+
+    by_pk: dict[str, list[tuple]] = {}
+    for op in ops:
+        by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+    batches = 0
+    for pk_ops in by_pk.values():
+        for chunk in chunks(pk_ops):
+            client.submit_transaction(chunk)
+            batches += 1
+    return batches
+
+
+def p4_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    portfolio = _read(data)
+    per_contract, registry = _import_ops(portfolio)
+    items = _transactions(portfolio)
+    del portfolio
+    table, globals_ = _tables(args)
+    workers = _storage_workers()
+    _freeze()
+    reset_peak_rss()
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        batches = sum(pool.map(lambda ops: _submit_all(table, ops), per_contract))
+    batches += _submit_all(globals_, registry)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "items": items, "batches": batches}
+
+
+# ---- P5 -----------------------------------------------------------------------------------------
+
+
+def p5(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    from invoicing.services import open_store, run_daily
+
+    settings = _settings(args)
+    store = open_store(settings)
+    _storage_workers()
+    items = args.items
+    reset_peak_rss()
+    started = time.perf_counter()
+    summary = run_daily(store, settings, span=SPAN)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "items": items, "invoices": summary.invoices}
+
+
+def _run_ops(
+    portfolio,
+) -> tuple[list[tuple[str, list[tuple]]], list[tuple], list[list[tuple]], int]:
+    """The entities ``run_daily`` writes for the 60 dates into a store holding the workbook:
+    per contract its invoice rows, markers and run logs (in date order), and the globals (index
+    entries, ledger). Built with the engine and the store's codec, as ``services`` builds them."""
+    from invoicing import engine
+    from invoicing.engine import ContractPlan
+    from invoicing.model import Status
+    from invoicing.services import _marker
+    from invoicing.storage import codec
+    from invoicing.storage.keys import encode_key
+    from invoicing.storage.store import LEDGER, index_pk, upsert_op
+
+    plan = engine.plan_range(portfolio, RUN_DATES)
+    invoices: dict[tuple[str, date], list] = {}
+    logs: dict[tuple[str, date], list] = {}
+    for inv in plan.invoices:
+        invoices.setdefault((inv.contract_id, inv.invoice_date), []).append(inv)
+    for entry in plan.log:
+        logs.setdefault((entry.contract_id, entry.run_date), []).append(entry)
+    per_contract: list[tuple[str, list[tuple]]] = []
+    index: list[tuple] = []
+    for contract in portfolio.contracts:
+        cid = contract.contract_id
+        pk = encode_key(cid)
+        ops: list[tuple] = []
+        for run_date in RUN_DATES:
+            key = (cid, run_date)
+            if key not in invoices and key not in logs:
+                continue  # a date with no due line writes nothing
+            day_plan = ContractPlan(
+                cid, run_date, tuple(invoices.get(key, ())), tuple(logs.get(key, ())), None
+            )
+            log_entities = [
+                {
+                    "PartitionKey": pk,
+                    "RowKey": codec.log_key(run_date, n),
+                    "Date": run_date.isoformat(),
+                    **e,
+                }
+                for n, e in enumerate(
+                    codec.pack_chunks(codec.log_rows(day_plan.log), "the run log")
+                )
+            ]
+            rows: list[dict[str, Any]] = []
+            for inv in day_plan.invoices:
+                rows.extend(codec.invoice_entities(pk, inv, Status.DRAFT.value))
+                index.append(
+                    upsert_op(
+                        {
+                            "PartitionKey": index_pk(inv.invoice_id),
+                            "RowKey": encode_key(inv.invoice_id),
+                            "ContractId": inv.contract_id,
+                            "InvoiceDate": inv.invoice_date.isoformat(),
+                        }
+                    )
+                )
+            marker = _marker(pk, day_plan, len(log_entities))
+            ops.extend(upsert_op(e) for e in (*rows, marker, *log_entities))
+        per_contract.append((pk, ops))
+    ledger = [
+        [upsert_op({"PartitionKey": LEDGER, "RowKey": d.isoformat(), "State": state})
+         for d in RUN_DATES]
+        for state in ("started", "completed")
+    ]
+    return per_contract, index, ledger, len(plan.invoices)
+
+
+def p5_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
+    portfolio = _read(data)
+    per_contract, index, ledger, invoices = _run_ops(portfolio)
+    items = _transactions(portfolio)
+    del portfolio
+    table, globals_ = _tables(args)
+    workers = _storage_workers()
+    _freeze()
+    reset_peak_rss()
+
+    def one(entry: tuple[str, list[tuple]]) -> int:
+        pk, ops = entry
+        # the scan Store.load makes: the contract's partition below the run logs
+        rows = list(
+            table.query_entities(
+                "PartitionKey eq @pk and RowKey lt @hi", parameters={"pk": pk, "hi": "X"}
+            )
+        )
+        _submit_all(table, ops)
+        return len(rows)
+
+    started = time.perf_counter()
+    _submit_all(globals_, ledger[0])  # the ledger entries, started then completed
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        scanned = sum(pool.map(one, per_contract))
+        # the index entries (partitioned by month): one batched write, on the same threads
+        by_pk: dict[str, list[tuple]] = {}
+        for op in index:
+            by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+        list(pool.map(lambda ops: _submit_all(globals_, ops), by_pk.values()))
+    _submit_all(globals_, ledger[1])
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "items": items, "invoices": invoices, "scanned": scanned}
+
+
+STAGES: dict[str, Callable[[argparse.Namespace, bytes], dict[str, Any]]] = {
+    "P1": p1,
+    "P1floor": p1_floor,
+    "P2": p2,
+    "P3": p3,
+    "P3floor": p3_floor,
+    "P4": p4,
+    "P4floor": p4_floor,
+    "P5": p5,
+    "P5floor": p5_floor,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.stage")
+    parser.add_argument("stage", choices=sorted(STAGES))
+    parser.add_argument("--workbook", type=Path, required=True)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--connection", help="storage connection string (P4, P5)")
+    parser.add_argument("--prefix", default="bench", help="table prefix (P4, P5)")
+    parser.add_argument("--items", type=int, default=0, help="transactions in the store (P5)")
+    args = parser.parse_args(argv)
+    data = args.workbook.read_bytes()
+    reset_peak_rss()
+    result = STAGES[args.stage](args, data)
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
