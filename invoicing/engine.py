@@ -129,9 +129,10 @@ class RangePlan:
 
 def invoice_id(contract_id: str, customer_id: str, run_date: date) -> str:
     """R16: INV-YYYYMMDD-<first 10 hex digits of SHA-256(contract, customer, date)>."""
-    text = UNIT_SEPARATOR.join((contract_id, customer_id, run_date.isoformat()))
+    iso = run_date.isoformat()
+    text = UNIT_SEPARATOR.join((contract_id, customer_id, iso))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
-    return f"INV-{run_date:%Y%m%d}-{digest}"
+    return f"INV-{iso[:4]}{iso[5:7]}{iso[8:10]}-{digest}"  # strftime is several times slower
 
 
 @dataclass(frozen=True, slots=True)
