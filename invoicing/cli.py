@@ -22,6 +22,7 @@ EXIT_ERROR = 1
 EXIT_INVALID = 2
 EXIT_LEASE_HELD = 3
 EXIT_AUDIT = 4
+PREVIEW_LISTED = 50  # invoices listed on stdout; the workbook has them all
 
 
 class UsageError(Exception):
@@ -102,12 +103,15 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     write_output(args.output, result.workbook)
     print(f"{len(result.invoices)} invoice(s) from {span[0]} to {span[1]} written to {args.output}")
-    for invoice in result.invoices:
+    shown = result.invoices[:PREVIEW_LISTED]
+    for invoice in shown:
         print(
             f"  {invoice.invoice_date}  {invoice.invoice_id}  {invoice.contract_id}  "
             f"{invoice.customer_id}  {invoice.currency} {invoice.amount}  "
             f"{len(invoice.lines)} line(s)"
         )
+    if len(result.invoices) > len(shown):
+        print(f"  ... and {len(result.invoices) - len(shown):,} more (see {args.output})")
     return EXIT_OK
 
 
