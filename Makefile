@@ -22,6 +22,7 @@ run: setup
 	$(PY) scripts/run_sample.py
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: setup
