@@ -12,6 +12,8 @@ from pathlib import Path
 
 from openpyxl import Workbook
 
+from invoicing.workbook.columns import HEADERS
+
 RANGE_START = date(2024, 1, 1)
 RANGE_DAYS = 60
 SCHEDULES = [
@@ -38,40 +40,13 @@ def generate_workbook(path: Path, scale: float = 1.0, seed: int = 20240101) -> d
     customers = wb.create_sheet("Customers")
     lines = wb.create_sheet("ContractLines")
     transactions = wb.create_sheet("Transactions")
-    contracts.append(["ContractId", "ContractName", "Currency", "PaymentTermsDays"])
-    customers.append(
-        ["ContractId", "CustomerId", "CustomerName", "SplitPercent", "LineId", "RoundingCustomer"]
-    )
-    lines.append(
-        [
-            "ContractId",
-            "LineId",
-            "LineName",
-            "BillingMethod",
-            "TransactionClasses",
-            "NotToExceed",
-            "Frequency",
-            "RunDay",
-            "FirstRunDate",
-            "LastRunDate",
-            "RRule",
-        ]
-    )
-    transactions.append(
-        [
-            "TransactionId",
-            "ContractId",
-            "LineId",
-            "Class",
-            "Date",
-            "Description",
-            "Resource",
-            "Quantity",
-            "UnitPrice",
-            "Amount",
-            "ReadyToInvoice",
-        ]
-    )
+    for sheet, name in (
+        (contracts, "Contracts"),
+        (customers, "Customers"),
+        (lines, "ContractLines"),
+        (transactions, "Transactions"),
+    ):
+        sheet.append(list(HEADERS[name]))
     line_ids: list[tuple[str, str]] = []
     for c in range(n_contracts):
         cid = f"CON-{c:05d}"

@@ -65,6 +65,7 @@ from invoicing.workbook._cells import (
     to_text,
     to_whole,
 )
+from invoicing.workbook.columns import SHEETS
 from invoicing.workbook.gate import check_upload
 
 MAX_CUSTOMERS_PER_CONTRACT = 50
@@ -72,63 +73,6 @@ HUNDRED = Decimal(100)
 ONE_DAY = timedelta(days=1)
 
 # Sheet -> columns (name, required), in the order of SPEC W1-W6.
-SHEETS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "Contracts": (
-        ("ContractId", True),
-        ("ContractName", False),
-        ("Currency", True),
-        ("PaymentTermsDays", False),
-    ),
-    "Customers": (
-        ("ContractId", True),
-        ("CustomerId", True),
-        ("CustomerName", False),
-        ("SplitPercent", True),
-        ("LineId", False),
-        ("RoundingCustomer", False),
-    ),
-    "ContractLines": (
-        ("ContractId", True),
-        ("LineId", True),
-        ("LineName", False),
-        ("BillingMethod", True),
-        ("TransactionClasses", False),
-        ("NotToExceed", False),
-        ("Frequency", False),
-        ("RunDay", False),
-        ("FirstRunDate", False),
-        ("LastRunDate", False),
-        ("RRule", False),
-    ),
-    "InvoiceSchedule": (
-        ("ContractId", True),
-        ("LineId", True),
-        ("InvoiceRunDate", True),
-        ("TransactionCutoffDate", False),
-    ),
-    "Milestones": (
-        ("ContractId", True),
-        ("LineId", True),
-        ("MilestoneId", True),
-        ("MilestoneName", False),
-        ("MilestoneDate", True),
-        ("Amount", True),
-        ("ReadyToInvoice", False),
-    ),
-    "Transactions": (
-        ("TransactionId", True),
-        ("ContractId", True),
-        ("LineId", True),
-        ("Class", True),
-        ("Date", True),
-        ("Description", False),
-        ("Resource", False),
-        ("Quantity", False),
-        ("UnitPrice", False),
-        ("Amount", False),
-        ("ReadyToInvoice", False),
-    ),
-}
 REQUIRED_SHEETS = ("Contracts", "Customers", "ContractLines")
 SCHEDULE_COLUMNS = ("Frequency", "RunDay", "FirstRunDate", "LastRunDate", "RRule")
 CLASS_NAMES = ", ".join(c.value for c in TxnClass)

@@ -31,6 +31,7 @@ from openpyxl.writer.excel import ExcelWriter
 
 from invoicing.model import BillingMethod, TxnClass
 from invoicing.schedule import Frequency
+from invoicing.workbook.columns import HEADERS
 from invoicing.workbook.safe import text_value
 from invoicing.workbook.writer import DATE_FORMAT, make_table
 
@@ -42,23 +43,18 @@ MILESTONES = "Milestones"
 TRANSACTIONS = "Transactions"
 
 # W1-W6, exactly as the spec names them, in the spec's order.
-SHEETS: dict[str, tuple[str, ...]] = {
-    CONTRACTS: ("ContractId", "ContractName", "Currency", "PaymentTermsDays"),
-    CUSTOMERS: ("ContractId", "CustomerId", "CustomerName", "SplitPercent", "LineId",
-                "RoundingCustomer"),
-    CONTRACT_LINES: ("ContractId", "LineId", "LineName", "BillingMethod", "TransactionClasses",
-                     "NotToExceed", "Frequency", "RunDay", "FirstRunDate", "LastRunDate", "RRule"),
-    INVOICE_SCHEDULE: ("ContractId", "LineId", "InvoiceRunDate", "TransactionCutoffDate"),
-    MILESTONES: ("ContractId", "LineId", "MilestoneId", "MilestoneName", "MilestoneDate", "Amount",
-                 "ReadyToInvoice"),
-    TRANSACTIONS: ("TransactionId", "ContractId", "LineId", "Class", "Date", "Description",
-                   "Resource", "Quantity", "UnitPrice", "Amount", "ReadyToInvoice"),
-}
+SHEETS: dict[str, tuple[str, ...]] = HEADERS
 TABLE_NAMES = {sheet: f"tbl{sheet}" for sheet in SHEETS}
 
 DATE_COLUMNS = frozenset(
-    {"FirstRunDate", "LastRunDate", "InvoiceRunDate", "TransactionCutoffDate", "MilestoneDate",
-     "Date"}
+    {
+        "FirstRunDate",
+        "LastRunDate",
+        "InvoiceRunDate",
+        "TransactionCutoffDate",
+        "MilestoneDate",
+        "Date",
+    }
 )
 
 YES_NO = ("Yes", "No")
@@ -73,24 +69,49 @@ DROP_DOWNS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 _PROMPTS = {
     "RoundingCustomer": "Yes for the customer who takes the rounding remainder "
-                        "(default: the first).",
+    "(default: the first).",
     "BillingMethod": "Time and material (billed by schedule) or Fixed price "
-                     "(billed by milestones).",
+    "(billed by milestones).",
     "Frequency": "Generate the run dates from a frequency, or leave blank and list them on "
-                 "InvoiceSchedule.",
+    "InvoiceSchedule.",
     "ReadyToInvoice": "Only items marked Yes are invoiced.",
     "Class": "Time, Expense, Material or Fee: must be one the line bills.",
 }
 LAST_ROW = 1_048_576  # drop-downs cover the whole column below the header
 
 _WIDTHS = {
-    "ContractId": 14, "ContractName": 34, "Currency": 10, "PaymentTermsDays": 18, "CustomerId": 14,
-    "CustomerName": 26, "SplitPercent": 13, "LineId": 16, "RoundingCustomer": 18, "LineName": 24,
-    "BillingMethod": 18, "TransactionClasses": 20, "NotToExceed": 13, "Frequency": 13,
-    "RunDay": 14, "FirstRunDate": 13, "LastRunDate": 13, "RRule": 24, "InvoiceRunDate": 15,
-    "TransactionCutoffDate": 21, "MilestoneId": 13, "MilestoneName": 24, "MilestoneDate": 15,
-    "Amount": 12, "ReadyToInvoice": 15, "TransactionId": 14, "Class": 10, "Date": 12,
-    "Description": 34, "Resource": 16, "Quantity": 10, "UnitPrice": 11,
+    "ContractId": 14,
+    "ContractName": 34,
+    "Currency": 10,
+    "PaymentTermsDays": 18,
+    "CustomerId": 14,
+    "CustomerName": 26,
+    "SplitPercent": 13,
+    "LineId": 16,
+    "RoundingCustomer": 18,
+    "LineName": 24,
+    "BillingMethod": 18,
+    "TransactionClasses": 20,
+    "NotToExceed": 13,
+    "Frequency": 13,
+    "RunDay": 14,
+    "FirstRunDate": 13,
+    "LastRunDate": 13,
+    "RRule": 24,
+    "InvoiceRunDate": 15,
+    "TransactionCutoffDate": 21,
+    "MilestoneId": 13,
+    "MilestoneName": 24,
+    "MilestoneDate": 15,
+    "Amount": 12,
+    "ReadyToInvoice": 15,
+    "TransactionId": 14,
+    "Class": 10,
+    "Date": 12,
+    "Description": 34,
+    "Resource": 16,
+    "Quantity": 10,
+    "UnitPrice": 11,
 }
 
 # Fixed document properties: the files in templates/ are reproducible byte for byte.
@@ -131,48 +152,219 @@ ADATUM_ROWS: dict[str, list[Row]] = {
     CONTRACTS: [[_C, "Adatum implementation services", "USD", 30]],
     CUSTOMERS: [[_C, "ADATUM", "Adatum Corporation", 100, None, _Y]],
     CONTRACT_LINES: [
-        [_C, "PROTOTYPE", "Prototype work", BillingMethod.FIXED_PRICE.value,
-         None, None, None, None, None, None, None],
-        [_C, "IMPLEMENTATION", "Implementation work", BillingMethod.TIME_AND_MATERIAL.value,
-         "Time", None, "Biweekly", "Monday", _D("2020-10-05"), _D("2020-11-16"), None],
-        [_C, "EXPENSES", "Expenses incurred", BillingMethod.TIME_AND_MATERIAL.value,
-         "Expense", None, None, None, None, None, None],
+        [
+            _C,
+            "PROTOTYPE",
+            "Prototype work",
+            BillingMethod.FIXED_PRICE.value,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
+        [
+            _C,
+            "IMPLEMENTATION",
+            "Implementation work",
+            BillingMethod.TIME_AND_MATERIAL.value,
+            "Time",
+            None,
+            "Biweekly",
+            "Monday",
+            _D("2020-10-05"),
+            _D("2020-11-16"),
+            None,
+        ],
+        [
+            _C,
+            "EXPENSES",
+            "Expenses incurred",
+            BillingMethod.TIME_AND_MATERIAL.value,
+            "Expense",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
     ],
     INVOICE_SCHEDULE: [
         [_C, "EXPENSES", _D("2020-10-05"), _D("2020-10-04")],
         [_C, "EXPENSES", _D("2020-11-02"), _D("2020-11-01")],
     ],
     MILESTONES: [
-        [_C, "PROTOTYPE", "M1", "Prototype: design sign-off", _D("2020-10-05"),
-         Decimal("5000.00"), _Y],
+        [
+            _C,
+            "PROTOTYPE",
+            "M1",
+            "Prototype: design sign-off",
+            _D("2020-10-05"),
+            Decimal("5000.00"),
+            _Y,
+        ],
         [_C, "PROTOTYPE", "M2", "Prototype: accepted", _D("2020-11-03"), Decimal("12000.00"), _Y],
     ],
     TRANSACTIONS: [
-        ["T001", _C, "IMPLEMENTATION", "Time", _D("2020-09-28"), "Requirements workshop",
-         "Alex Rivera", 8, 150, None, _Y],
-        ["T002", _C, "IMPLEMENTATION", "Time", _D("2020-10-04"),
-         "Weekend cut-over preparation (on the Oct 4 cut-off)", "Alex Rivera", 4, 150, None, _Y],
-        ["T003", _C, "IMPLEMENTATION", "Time", _D("2020-10-05"),
-         "Configuration (day after the cut-off: Oct 19 invoice)", "Sam Chen", 8, 150, None, _Y],
-        ["T004", _C, "IMPLEMENTATION", "Time", _D("2020-10-12"), "Data migration", "Sam Chen", 8,
-         150, None, _Y],
-        ["T005", _C, "IMPLEMENTATION", "Time", _D("2020-10-26"), "Integration testing",
-         "Alex Rivera", 6, 150, None, _Y],
-        ["T006", _C, "IMPLEMENTATION", "Time", _D("2020-11-01"),
-         "Go-live support (on the Nov 1 cut-off)", "Sam Chen", 4, 150, None, _Y],
-        ["T007", _C, "IMPLEMENTATION", "Time", _D("2020-11-09"), "Hypercare", "Alex Rivera", 6,
-         150, None, _Y],
-        ["T008", _C, "IMPLEMENTATION", "Time", _D("2020-10-14"),
-         "Internal rework (not ready to invoice)", "Sam Chen", 5, 150, None, _N],
-        ["E001", _C, "EXPENSES", "Expense", _D("2020-10-04"), "Flight to Adatum head office",
-         "Alex Rivera", None, None, Decimal("350.00"), _Y],
-        ["E002", _C, "EXPENSES", "Expense", _D("2020-10-05"),
-         "Hotel, two nights (after the Oct 4 cut-off: Nov 2 invoice)", "Alex Rivera", None, None,
-         Decimal("420.50"), _Y],
-        ["E003", _C, "EXPENSES", "Expense", _D("2020-10-20"),
-         "Team dinner (not ready to invoice)", "Sam Chen", None, None, Decimal("180.00"), _N],
-        ["E004", _C, "EXPENSES", "Expense", _D("2020-10-30"), "Mileage, 120 km at 0.56",
-         "Sam Chen", 120, Decimal("0.56"), None, _Y],
+        [
+            "T001",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-09-28"),
+            "Requirements workshop",
+            "Alex Rivera",
+            8,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T002",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-10-04"),
+            "Weekend cut-over preparation (on the Oct 4 cut-off)",
+            "Alex Rivera",
+            4,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T003",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-10-05"),
+            "Configuration (day after the cut-off: Oct 19 invoice)",
+            "Sam Chen",
+            8,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T004",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-10-12"),
+            "Data migration",
+            "Sam Chen",
+            8,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T005",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-10-26"),
+            "Integration testing",
+            "Alex Rivera",
+            6,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T006",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-11-01"),
+            "Go-live support (on the Nov 1 cut-off)",
+            "Sam Chen",
+            4,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T007",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-11-09"),
+            "Hypercare",
+            "Alex Rivera",
+            6,
+            150,
+            None,
+            _Y,
+        ],
+        [
+            "T008",
+            _C,
+            "IMPLEMENTATION",
+            "Time",
+            _D("2020-10-14"),
+            "Internal rework (not ready to invoice)",
+            "Sam Chen",
+            5,
+            150,
+            None,
+            _N,
+        ],
+        [
+            "E001",
+            _C,
+            "EXPENSES",
+            "Expense",
+            _D("2020-10-04"),
+            "Flight to Adatum head office",
+            "Alex Rivera",
+            None,
+            None,
+            Decimal("350.00"),
+            _Y,
+        ],
+        [
+            "E002",
+            _C,
+            "EXPENSES",
+            "Expense",
+            _D("2020-10-05"),
+            "Hotel, two nights (after the Oct 4 cut-off: Nov 2 invoice)",
+            "Alex Rivera",
+            None,
+            None,
+            Decimal("420.50"),
+            _Y,
+        ],
+        [
+            "E003",
+            _C,
+            "EXPENSES",
+            "Expense",
+            _D("2020-10-20"),
+            "Team dinner (not ready to invoice)",
+            "Sam Chen",
+            None,
+            None,
+            Decimal("180.00"),
+            _N,
+        ],
+        [
+            "E004",
+            _C,
+            "EXPENSES",
+            "Expense",
+            _D("2020-10-30"),
+            "Mileage, 120 km at 0.56",
+            "Sam Chen",
+            120,
+            Decimal("0.56"),
+            None,
+            _Y,
+        ],
     ],
 }
 
@@ -249,9 +441,10 @@ def _drop_down(letter: str, column: str, values: tuple[str, ...]) -> DataValidat
 def _fixed_zip_times(data: bytes) -> bytes:
     """Rewrite the zip with a fixed timestamp on every member: reproducible bytes."""
     out = BytesIO()
-    with zipfile.ZipFile(BytesIO(data)) as src, zipfile.ZipFile(
-        out, "w", zipfile.ZIP_DEFLATED
-    ) as dst:
+    with (
+        zipfile.ZipFile(BytesIO(data)) as src,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst,
+    ):
         for info in src.infolist():
             fixed = zipfile.ZipInfo(info.filename, date_time=_ZIP_TIME)
             fixed.compress_type = zipfile.ZIP_DEFLATED
@@ -264,8 +457,10 @@ def write_templates(directory: str | Path) -> list[Path]:
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, data in (("template.xlsx", build_template()),
-                       ("sample-adatum.xlsx", build_adatum_sample())):
+    for name, data in (
+        ("template.xlsx", build_template()),
+        ("sample-adatum.xlsx", build_adatum_sample()),
+    ):
         path = target / name
         path.write_bytes(data)
         written.append(path)

@@ -15,6 +15,8 @@ from datetime import date
 
 import openpyxl
 
+from invoicing.workbook.columns import HEADERS, SHEETS
+
 Book = dict[str, list[list[object]]]
 
 
@@ -60,59 +62,9 @@ def xlsx(sheets: Mapping[str, Iterable[Iterable[object]]]) -> bytes:
     return out.getvalue()
 
 
-CONTRACTS = ["ContractId", "ContractName", "Currency", "PaymentTermsDays"]
-CUSTOMERS = [
-    "ContractId",
-    "CustomerId",
-    "CustomerName",
-    "SplitPercent",
-    "LineId",
-    "RoundingCustomer",
-]
-LINES = [
-    "ContractId",
-    "LineId",
-    "LineName",
-    "BillingMethod",
-    "TransactionClasses",
-    "NotToExceed",
-    "Frequency",
-    "RunDay",
-    "FirstRunDate",
-    "LastRunDate",
-    "RRule",
-]
-SCHEDULE = ["ContractId", "LineId", "InvoiceRunDate", "TransactionCutoffDate"]
-MILESTONES = [
-    "ContractId",
-    "LineId",
-    "MilestoneId",
-    "MilestoneName",
-    "MilestoneDate",
-    "Amount",
-    "ReadyToInvoice",
-]
-TRANSACTIONS = [
-    "TransactionId",
-    "ContractId",
-    "LineId",
-    "Class",
-    "Date",
-    "Description",
-    "Resource",
-    "Quantity",
-    "UnitPrice",
-    "Amount",
-    "ReadyToInvoice",
-]
-HEADERS = {
-    "Contracts": CONTRACTS,
-    "Customers": CUSTOMERS,
-    "ContractLines": LINES,
-    "InvoiceSchedule": SCHEDULE,
-    "Milestones": MILESTONES,
-    "Transactions": TRANSACTIONS,
-}
+CONTRACTS, CUSTOMERS, LINES, SCHEDULE, MILESTONES, TRANSACTIONS = (
+    list(HEADERS[sheet]) for sheet in SHEETS
+)
 
 
 def minimal_rows() -> Book:
