@@ -253,25 +253,62 @@ def plan_contract(
     """
     if index is None:
         index = index_contract(contract)
-    if run_date in index.window:
-        due_lines = index.due.get(run_date, ())
-    else:
-        due_lines = []
-        for line in contract.lines:
-            dates = index.milestone_dates.get(line.line_id, frozenset())
-            due, cutoff = _due(line, run_date, dates)
-            if due:
-                due_lines.append((line, cutoff))
+    due_lines = _due_lines(contract, run_date, index)
     if not due_lines:
         return ContractPlan(contract.contract_id, run_date, (), (), state)
-    contract_id, currency, places = contract.contract_id, contract.currency, index.places
-    invoiced = state.invoiced
-    newly_invoiced: set[ItemKey] = set()
-    # Progress counts positions in one index: it means nothing for another version of the contract.
-    known = state.progress if state.progress_of is index else {}
-    progress = known  # copied on the first change only
-    nte_used = state.nte_used  # copied on the first write only
+    work = _Work.start(state, index)
+    invoices: list[Invoice] = []
     log: list[LogEntry] = []
+    _plan_day(contract, run_date, due_lines, index, work, invoices, log)
+    return ContractPlan(contract.contract_id, run_date, tuple(invoices), tuple(log), work.state())
+
+
+@dataclass(slots=True)
+class _Work:
+    """A contract's state while it is being planned: mutable, private to one planning call, frozen
+    into a ``ContractState`` at the end (so a range does not copy the state on every date)."""
+
+    invoiced: set[ItemKey]
+    nte_used: dict[str, Decimal]
+    progress: dict[str, int]  # per line, candidates before this position are all invoiced
+    index: ContractIndex
+
+    @classmethod
+    def start(cls, state: ContractState, index: ContractIndex) -> _Work:
+        # Progress counts positions in one index: it means nothing for another contract version.
+        progress = dict(state.progress) if state.progress_of is index else {}
+        return cls(set(state.invoiced), dict(state.nte_used), progress, index)
+
+    def state(self) -> ContractState:
+        return ContractState(frozenset(self.invoiced), self.nte_used, self.progress, self.index)
+
+
+def _due_lines(
+    contract: Contract, run_date: date, index: ContractIndex
+) -> Sequence[tuple[ContractLine, date | None]]:
+    if run_date in index.window:
+        return index.due.get(run_date, ())
+    due_lines = []
+    for line in contract.lines:
+        due, cutoff = _due(line, run_date, index.milestone_dates.get(line.line_id, frozenset()))
+        if due:
+            due_lines.append((line, cutoff))
+    return due_lines
+
+
+def _plan_day(
+    contract: Contract,
+    run_date: date,
+    due_lines: Sequence[tuple[ContractLine, date | None]],
+    index: ContractIndex,
+    work: _Work,
+    invoices: list[Invoice],
+    log: list[LogEntry],
+) -> None:
+    """Plan the due lines of one contract on one date: append its invoices and RunLog rows and
+    record what they took in ``work``."""
+    contract_id, currency, places = contract.contract_id, contract.currency, index.places
+    invoiced, nte_used, progress = work.invoiced, work.nte_used, work.progress
     # customer id -> (line, cutoff, details, amount) per due line with a share, in line order
     per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]] = {}
 
@@ -280,7 +317,7 @@ def plan_contract(
         # R9: a due FP line takes milestones dated up to D; a due T&M line items up to its cut-off.
         limit_date = run_date if cutoff is None else cutoff
         candidates = index.candidates[line_id]
-        start = position = progress.get(line_id, 0)
+        position = progress.get(line_id, 0)
         count = len(candidates)
         first_open = -1
         taken: list[Any] = []
@@ -300,17 +337,11 @@ def plan_contract(
                 else:
                     used += item.amount
                     taken.append(item)
-                    newly_invoiced.add(key)
+                    invoiced.add(key)
             position += 1
-        mark = position if first_open < 0 else first_open
-        if mark != start:
-            if progress is known:
-                progress = dict(known)
-            progress[line_id] = mark  # type: ignore[index]
+        progress[line_id] = position if first_open < 0 else first_open
         if limit is not None:
-            if nte_used is state.nte_used:
-                nte_used = dict(nte_used)
-            nte_used[line_id] = used  # type: ignore[index]
+            nte_used[line_id] = used
 
         total = sum([item.amount for item in taken], ZERO)
         if taken:
@@ -331,19 +362,16 @@ def plan_contract(
             )
 
     names = index.customer_names
-    invoices = tuple(
-        _invoice(
-            contract, customer_id, names.get(customer_id, ""), run_date, per_customer[customer_id]
+    for customer_id in sorted(per_customer):
+        invoices.append(
+            _invoice(
+                contract,
+                customer_id,
+                names.get(customer_id, ""),
+                run_date,
+                per_customer[customer_id],
+            )
         )
-        for customer_id in sorted(per_customer)
-    )
-    if newly_invoiced or nte_used is not state.nte_used or progress is not state.progress:
-        new_state = ContractState(
-            invoiced | newly_invoiced if newly_invoiced else invoiced, nte_used, progress, index
-        )
-    else:
-        new_state = state  # nothing changed (every due line skipped)
-    return ContractPlan(contract_id, run_date, invoices, tuple(log), new_state)
 
 
 def _share(
@@ -415,15 +443,19 @@ def _plan_range(
     days = list(run_dates)
     cache: ScheduleCache = {}
     indexes = [index_contract(contract, days, cache) for contract in portfolio.contracts]
+    works: dict[str, _Work] = {}
     for run_date in days:
         for contract, index in zip(portfolio.contracts, indexes, strict=True):
-            if run_date not in index.due:
+            due_lines = index.due.get(run_date)
+            if not due_lines:
                 continue  # no line due: nothing to plan, nothing to log (R8)
-            state = current.get(contract.contract_id, ContractState())
-            plan = plan_contract(contract, run_date, state, index)
-            current[contract.contract_id] = plan.state
-            invoices.extend(plan.invoices)
-            log.extend(plan.log)
+            work = works.get(contract.contract_id)
+            if work is None:
+                state = current.get(contract.contract_id, ContractState())
+                work = works[contract.contract_id] = _Work.start(state, index)
+            _plan_day(contract, run_date, due_lines, index, work, invoices, log)
+    for contract_id, work in works.items():
+        current[contract_id] = work.state()
     return RangePlan(tuple(invoices), tuple(log), current)
 
 
@@ -498,29 +530,37 @@ def _invoice(
     run_date: date,
     lines: list[tuple[ContractLine, date | None, list[Detail], Decimal]],
 ) -> Invoice:
+    # Positional arguments, in the records' field order: the P2 hot path.
     invoice_lines = tuple(
-        InvoiceLine(
-            line_number=number,
-            contract_line_id=line.line_id,
-            line_name=line.name,
-            billing_method=line.billing_method,
-            cutoff=cutoff,
-            amount=amount,
-            details=tuple(details),
-        )
-        for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
+        [
+            InvoiceLine(
+                number,
+                line.line_id,
+                line.name,
+                line.billing_method,
+                cutoff,
+                amount,
+                tuple(details),
+            )
+            for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
+        ]
+    )
+    total = (
+        invoice_lines[0].amount
+        if len(invoice_lines) == 1
+        else sum([line.amount for line in invoice_lines], ZERO)
     )
     return Invoice(
-        invoice_id=invoice_id(contract.contract_id, customer_id, run_date),
-        contract_id=contract.contract_id,
-        contract_name=contract.name,
-        customer_id=customer_id,
-        customer_name=customer_name,
-        invoice_date=run_date,
-        due_date=run_date + timedelta(days=contract.payment_terms_days),
-        currency=contract.currency,
-        amount=sum((line.amount for line in invoice_lines), ZERO),
-        lines=invoice_lines,
+        invoice_id(contract.contract_id, customer_id, run_date),
+        contract.contract_id,
+        contract.name,
+        customer_id,
+        customer_name,
+        run_date,
+        run_date + timedelta(days=contract.payment_terms_days),
+        contract.currency,
+        total,
+        invoice_lines,
     )
 
 

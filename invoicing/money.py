@@ -72,6 +72,11 @@ def split_amount(
     """
     if len(percents) == 1:
         return [amount]
+    if len(percents) == 2:
+        # The other customer's share is at most the amount, so the remainder is never negative.
+        other = 1 - rounding_index
+        share = (amount * percents[other] / HUNDRED).quantize(_QUANTA[places], ROUND_HALF_UP)
+        return [amount - share, share] if other == 1 else [share, amount - share]
     unit = _QUANTA[places]
     exact = [amount * pct / HUNDRED for pct in percents]
     shares = [
