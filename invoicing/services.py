@@ -128,7 +128,10 @@ def open_store(settings: Settings) -> Store:
     """The store named by the settings (S2), its tables created if missing."""
     if not settings.storage_connection:
         raise StorageNotConfigured()
-    store = Store(settings.storage_connection, settings.table_prefix)
+    try:
+        store = Store(settings.storage_connection, settings.table_prefix)
+    except ValueError:  # the SDK's "connection string is either blank or malformed"
+        raise StorageNotConfigured("the storage connection string is malformed") from None
     store.ensure_tables()
     return store
 

@@ -9,9 +9,9 @@ class StorageError(Exception):
 
 
 class StorageNotConfigured(StorageError):
-    def __init__(self) -> None:
+    def __init__(self, problem: str = "no storage connection") -> None:
         super().__init__(
-            "no storage connection: set INVOICING_STORAGE (or AzureWebJobsStorage) to an Azure "
+            f"{problem}: set INVOICING_STORAGE (or AzureWebJobsStorage) to an Azure "
             "Storage connection string"
         )
 

@@ -461,3 +461,29 @@ def test_table_prefix_must_make_valid_table_names(prefix):
 
     with pytest.raises(SettingsError, match="INVOICE_TABLE_PREFIX"):
         Settings.from_env({"INVOICE_TABLE_PREFIX": prefix})
+
+
+def test_a_malformed_connection_string_is_503_naming_the_setting(indexed, monkeypatch):
+    monkeypatch.setenv("INVOICING_STORAGE", "not a connection string")
+    response = call(indexed, "list_invoices")
+    assert response.status_code == 503
+    assert "INVOICING_STORAGE" in problem_of(response)["detail"]
+
+
+def test_an_unexpected_storage_failure_is_500_with_a_logged_correlation_id(
+    indexed, azurite, monkeypatch, caplog
+):
+    # A table endpoint that is really the blob service answers nonsense to table requests.
+    blob = next(p for p in azurite.connection_string.split(";") if p.startswith("BlobEndpoint="))
+    wrong = azurite.connection_string.replace(
+        next(p for p in azurite.connection_string.split(";") if p.startswith("TableEndpoint=")),
+        "TableEndpoint=" + blob.split("=", 1)[1],
+    )
+    monkeypatch.setenv("INVOICING_STORAGE", wrong)
+    with caplog.at_level(logging.ERROR, logger="invoicing"):
+        response = call(indexed, "get_invoice", route_params={"id": "INV-20201005-0000000000"})
+    assert response.status_code == 500
+    body = problem_of(response)
+    assert "Traceback" not in response.get_body().decode()
+    assert body["correlationId"] in body["detail"]
+    assert any(body["correlationId"] in r.getMessage() for r in caplog.records)
