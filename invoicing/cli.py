@@ -121,7 +121,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from invoicing import services
 
-    return services.cli_import(args, settings)
+    return services.cli_import(read_upload(args.workbook, settings), settings)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,6 +3,7 @@
 API (no argparse needed)::
 
     store = open_store(settings)                      # StorageNotConfigured when unset
+    import_upload(data, settings)           -> ImportResult  (validates before opening the store)
     import_workbook(store, data, settings)  -> ImportResult
                                      (InputRejected, UploadRejected, LeaseHeld, LeaseLost)
     run_daily(store, settings, today=None, span=None) -> RunSummary   (LeaseHeld, LeaseLost)
@@ -103,6 +104,7 @@ __all__ = [
     "confirm",
     "get_invoice",
     "health",
+    "import_upload",
     "import_workbook",
     "ledger_entries",
     "list_invoices",
@@ -213,6 +215,21 @@ def import_workbook(
         locations=read.locations,
         warnings=read.warnings,
         workers=workers,
+    )
+
+
+def import_upload(data: bytes, settings: Settings) -> ImportResult:
+    """Validate first, then open the store and import: a bad upload is answered as such (4xx,
+    exit 2) even while storage is down or unconfigured."""
+    from invoicing.workbook.reader import read_workbook
+
+    read = read_workbook(data, settings=settings)
+    return import_portfolio(
+        open_store(settings),
+        read.portfolio,
+        settings,
+        locations=read.locations,
+        warnings=read.warnings,
     )
 
 
@@ -1282,12 +1299,8 @@ def _progress(label: str) -> Progress | None:
 
 
 @_cli
-def cli_import(args: Any, settings: Settings) -> int:
-    from invoicing.cli import read_upload
-
-    store = open_store(settings)
-    data = read_upload(args.workbook, settings)
-    result = import_workbook(store, data, settings)
+def cli_import(data: bytes, settings: Settings) -> int:
+    result = import_upload(data, settings)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(result.text())

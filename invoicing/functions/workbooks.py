@@ -62,5 +62,5 @@ def preview(req: func.HttpRequest) -> func.HttpResponse:
 def imports(req: func.HttpRequest) -> func.HttpResponse:
     config = settings()
     data = upload_bytes(req, config.max_upload_bytes)
-    result = services.import_workbook(services.open_store(config), data, config)
+    result = services.import_upload(data, config)
     return json_response(result.as_dict())

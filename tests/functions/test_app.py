@@ -487,3 +487,17 @@ def test_an_unexpected_storage_failure_is_500_with_a_logged_correlation_id(
     assert "Traceback" not in response.get_body().decode()
     assert body["correlationId"] in body["detail"]
     assert any(body["correlationId"] in r.getMessage() for r in caplog.records)
+
+
+def test_no_storage_setting_is_503_naming_the_setting(indexed, monkeypatch):
+    monkeypatch.delenv("INVOICING_STORAGE", raising=False)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    response = call(indexed, "imports", "POST", body=SAMPLE)
+    assert response.status_code == 503
+    assert "INVOICING_STORAGE" in problem_of(response)["detail"]
+
+
+def test_a_bad_upload_is_answered_as_such_even_without_storage(indexed, monkeypatch):
+    monkeypatch.delenv("INVOICING_STORAGE", raising=False)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    assert call(indexed, "imports", "POST", body=b"a,b\n1,2\n").status_code == 415
