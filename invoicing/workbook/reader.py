@@ -533,10 +533,17 @@ class _Reader:
 
     # -- sheets --
 
-    def _contracts(self) -> None:
-        table = self.tables.get("Contracts")
+    def required_sheet(self, sheet: str) -> _Table | None:
+        """The table of a required sheet, or None after reporting it missing."""
+        table = self.tables.get(sheet)
         if table is None:
-            self.found.append((0, 0, 0, Problem("Contracts", "", "required sheet is missing")))
+            problem = Problem(sheet, "", "required sheet is missing")
+            self.found.append((_SHEET_RANK[sheet], 0, 0, problem))
+        return table
+
+    def _contracts(self) -> None:
+        table = self.required_sheet("Contracts")
+        if table is None:
             return
         for row, cells in self.rows("Contracts"):
             before = len(self.found)
@@ -586,16 +593,8 @@ class _Reader:
             contract.ok = len(self.found) == before
 
     def _lines(self) -> None:
-        table = self.tables.get("ContractLines")
+        table = self.required_sheet("ContractLines")
         if table is None:
-            self.found.append(
-                (
-                    _SHEET_RANK["ContractLines"],
-                    0,
-                    0,
-                    Problem("ContractLines", "", "required sheet is missing"),
-                )
-            )
             return
         for row, cells in self.rows("ContractLines"):
             before = len(self.found)
@@ -713,16 +712,8 @@ class _Reader:
             return None
 
     def _customers(self) -> None:
-        table = self.tables.get("Customers")
+        table = self.required_sheet("Customers")
         if table is None:
-            self.found.append(
-                (
-                    _SHEET_RANK["Customers"],
-                    0,
-                    0,
-                    Problem("Customers", "", "required sheet is missing"),
-                )
-            )
             return
         for row, cells in self.rows("Customers"):
             cid = self.convert(table, cells, row, "ContractId", to_id, "ContractId")
