@@ -116,8 +116,16 @@ def reject(message: str, status: int = 422) -> UploadRejected:
     return UploadRejected(message, status=status)
 
 
-def check_upload(data: bytes, *, max_bytes: int, max_cells: int = MAX_CELLS) -> None:
-    """Raise ``UploadRejected`` unless ``data`` is an .xlsx we may hand to a parser (L1, L2)."""
+ErrorCells = dict[str, list[tuple[str, str]]]
+"""Zip member name -> (cell reference, error text such as ``#N/A``) of each Excel error cell."""
+
+
+def check_upload(data: bytes, *, max_bytes: int, max_cells: int = MAX_CELLS) -> ErrorCells:
+    """Raise ``UploadRejected`` unless ``data`` is an .xlsx we may hand to a parser (L1, L2).
+
+    Returns the Excel error cells (``#N/A``, ``#REF!`` …) it saw: the parser reads them as empty
+    strings, so only the gate, which reads the XML anyway, can tell the reader where they are.
+    """
     if len(data) > max_bytes:
         raise reject(
             f"the upload is {len(data):,} bytes; the limit is {max_bytes:,} bytes", status=413
@@ -146,7 +154,7 @@ def check_upload(data: bytes, *, max_bytes: int, max_cells: int = MAX_CELLS) -> 
         _check_structure(infos)
         _check_content_types(archive)
         _check_parts(infos)
-        _check_members(archive, infos, max_cells)
+        return _check_members(archive, infos, max_cells)
 
 
 # ---- raw bytes ---------------------------------------------------------------------------------
@@ -288,8 +296,11 @@ def _check_content_types(archive: zipfile.ZipFile) -> None:
 # ---- members ------------------------------------------------------------------------------------
 
 
-def _check_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], max_cells: int) -> None:
+def _check_members(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], max_cells: int
+) -> ErrorCells:
     """Scan every member: no DTD, bounded used range per sheet, bounded shared strings."""
+    errors: ErrorCells = {}
     cells = 0
     sheets: list[bytes] = []  # parts with cells, for the shared-text check (<= MAX_TOTAL_BYTES)
     string_lengths: list[int] | None = None
@@ -333,9 +344,34 @@ def _check_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], max_c
             sheets.append(data)
             if negative:
                 _check_numbers(info.filename, data)
+            if b't="e"' in data or b"t='e'" in data:  # one memchr-speed pass; rarely true
+                errors[info.filename] = _error_cells(data)
         del data
     if string_lengths and sheets:
         _check_shared_text(string_lengths, sheets)
+    return errors
+
+
+_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\b([^>]*)>")
+_ERROR_TYPE = re.compile(rb"""\bt\s*=\s*["']e["']""")
+_REFERENCE = re.compile(rb"""\br\s*=\s*["']([A-Z]{1,3}[0-9]{1,7})["']""")
+_VALUE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?v>([^<]{0,40})<")
+
+
+def _error_cells(data: bytes) -> list[tuple[str, str]]:
+    """(reference, error text) of every cell typed ``t="e"`` that carries its reference."""
+    found = []
+    for tag in _CELL_TAG.finditer(data):
+        attributes = tag.group(1)
+        if not _ERROR_TYPE.search(attributes):
+            continue
+        reference = _REFERENCE.search(attributes)
+        if reference is None:
+            continue
+        value = _VALUE.search(data, tag.end(), tag.end() + 2000)
+        text = value.group(1).decode("utf-8", "replace") if value else "an error"
+        found.append((reference.group(1).decode("ascii"), text))
+    return found
 
 
 # ---- the fast path ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ the general converters of ``_cells`` for anything unusual.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import NoReturn
 
+from defusedxml import ElementTree as DefusedET
 from python_calamine import CalamineError, CalamineWorkbook
 
 from invoicing import money
@@ -66,7 +68,7 @@ from invoicing.workbook._cells import (
     to_whole,
 )
 from invoicing.workbook.columns import SHEETS
-from invoicing.workbook.gate import check_upload
+from invoicing.workbook.gate import ErrorCells, check_upload
 
 MAX_CUSTOMERS_PER_CONTRACT = 50
 HUNDRED = Decimal(100)
@@ -117,15 +119,29 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
     """
     settings = settings or Settings()
     data = source if isinstance(source, bytes | bytearray) else Path(source).read_bytes()
-    check_upload(bytes(data), max_bytes=settings.max_upload_bytes)
+    error_cells = check_upload(bytes(data), max_bytes=settings.max_upload_bytes)
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
     except (CalamineError, ValueError, OSError) as exc:
         raise UploadRejected(f"the upload is not a readable .xlsx workbook ({exc})") from None
     except BaseException as exc:
         _reraise_panic(exc)
+    if error_cells:
+        error_cells = _by_sheet_name(bytes(data), error_cells)
     with cyclic_gc_paused():
-        return _Reader(book, settings).read()
+        return _Reader(book, settings, error_cells).read()
+
+
+def _where(problem: Problem) -> tuple[str, str]:
+    return (problem.sheet, problem.cell)
+
+
+def _column_index(letters: str) -> int:
+    """0-based column number of ``A``, ``B`` … ``XFD``."""
+    number = 0
+    for ch in letters:
+        number = number * 26 + ord(ch) - 64
+    return number - 1
 
 
 def _reraise_panic(exc: BaseException) -> NoReturn:
@@ -291,10 +307,40 @@ class _Locations(Mapping[tuple[str, str, str], tuple[str, int]]):
 # ---- the reader ---------------------------------------------------------------------------------
 
 
+def _by_sheet_name(data: bytes, error_cells: ErrorCells) -> ErrorCells:
+    """Re-key the gate's error cells from zip member names to sheet names (workbook.xml + rels,
+    both small and already checked by the gate; parsed with defusedxml)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        try:
+            book = DefusedET.fromstring(archive.read("xl/workbook.xml"))
+            rels = DefusedET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+        except (KeyError, DefusedET.ParseError):
+            return {}
+    targets = {}
+    for rel in rels:
+        target = rel.get("Target", "").lstrip("/")
+        targets[rel.get("Id")] = target if target.startswith("xl/") else f"xl/{target}"
+    by_name = {}
+    for sheet in book.iter(f"{{{_MAIN_NS}}}sheet"):
+        member = targets.get(sheet.get(f"{{{_REL_NS}}}id"))
+        if member in error_cells:
+            by_name[sheet.get("name", "")] = error_cells[member]
+    return by_name
+
+
+EXCEL_ERROR = "the cell holds the Excel error"
+EXCEL_ERROR_FIX = "fix the formula or clear the cell"
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
 class _Reader:
-    def __init__(self, book: CalamineWorkbook, settings: Settings):
+    def __init__(
+        self, book: CalamineWorkbook, settings: Settings, error_cells: ErrorCells | None = None
+    ):
         self.book = book
         self.settings = settings
+        self.error_cells = error_cells or {}  # sheet name -> (reference, error text)
         self.found: list[tuple[int, int, int, Problem]] = []  # (sheet rank, row, column, problem)
         self.warnings: list[str] = []
         self.tables: dict[str, _Table] = {}
@@ -322,6 +368,7 @@ class _Reader:
 
     def read(self) -> WorkbookRead:
         self._load_sheets()
+        errors = self._excel_errors()
         self._contracts()
         self._lines()
         self._customers()
@@ -330,6 +377,13 @@ class _Reader:
         self._transactions()
         self._finish_lines()
         self._finish_contracts()
+        if errors:
+            # The parser reads an error cell as blank: what else was said of that cell is noise.
+            self.found = [
+                f
+                for f in self.found
+                if _where(f[3]) not in errors or f[3].message.startswith(EXCEL_ERROR)
+            ]
         if self.found:
             self.found.sort(key=lambda item: item[:3])
             raise InputRejected([p for *_, p in self.found])
@@ -337,6 +391,25 @@ class _Reader:
         warnings = tuple(self.warnings)
         portfolio = Portfolio(tuple(self._build(c) for c in contracts), warnings)
         return WorkbookRead(portfolio, warnings, _Locations(contracts, self.tables))
+
+    def _excel_errors(self) -> set[tuple[str, str]]:
+        """W7: a cell holding an Excel error (#N/A, #REF! …) in a column we read is a problem.
+        Returns where those cells are (sheet, reference)."""
+        reported: set[tuple[str, str]] = set()
+        for table in self.tables.values():
+            columns = {pos: name for name, pos in table.index.items()}
+            for reference, text in self.error_cells.get(table.name, ()):
+                letters = reference.rstrip("0123456789")
+                row = int(reference[len(letters) :])
+                pos = _column_index(letters) - table.col_offset
+                if row < 2 or pos not in columns:
+                    continue  # the header row or a column we ignore
+                problem = Problem(table.name, reference, f"{EXCEL_ERROR} {text}; {EXCEL_ERROR_FIX}")
+                self.found.append(
+                    (_SHEET_RANK[table.canonical], row, table.col_offset + pos, problem)
+                )
+                reported.add((table.name, reference))
+        return reported
 
     def _load_sheets(self) -> None:
         max_rows = self.settings.max_rows

@@ -1127,3 +1127,39 @@ def test_a_sheet_missing_a_required_column_reports_that_column_and_not_every_ref
 def test_a_bad_split_does_not_also_report_the_sum():
     book = put(minimal_rows(), "Customers", 3, "SplitPercent", "forty")
     rejects(book, 'Customers!D3: SplitPercent "forty" is not a plain decimal number such as 1234.5')
+
+
+def _with_error_cells(data: bytes, sheet_member: str, cells: dict[str, str]) -> bytes:
+    """Rewrite cells of one sheet part as Excel error cells (t="e"), as Excel saves #N/A."""
+    import re
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == sheet_member:
+                for ref, text in cells.items():
+                    body, n = re.subn(
+                        rb'<c r="' + ref.encode() + rb'"[^>]*?(?:/>|>.*?</c>)',
+                        b'<c r="' + ref.encode() + b'" t="e"><v>' + text.encode() + b"</v></c>",
+                        body,
+                    )
+                    assert n == 1, ref
+            target.writestr(info, body)
+    return out.getvalue()
+
+
+def test_an_excel_error_cell_is_reported_where_it_is_and_nothing_else_about_it():
+    book = minimal_rows()
+    data = xlsx(book)  # sheets in order: Contracts, Customers, ContractLines, ... Transactions
+    member = f"xl/worksheets/sheet{list(book).index('Transactions') + 1}.xml"
+    # T1's Amount is empty (Quantity x UnitPrice) and its Quantity holds #N/A: without the gate's
+    # help the parser would read both as blank and report a missing quantity, or worse.
+    bad = _with_error_cells(data, member, {"H2": "#N/A", "F3": "#REF!"})
+    with pytest.raises(InputRejected) as caught:
+        read_workbook(bad)
+    assert [str(p) for p in caught.value.problems] == [
+        "Transactions!H2: the cell holds the Excel error #N/A; fix the formula or clear the cell",
+        "Transactions!F3: the cell holds the Excel error #REF!; fix the formula or clear the cell",
+    ]
