@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputRejected as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
-        print(f"{len(exc.problems)} error(s); nothing was written", file=sys.stderr)
+        print(f"{exc.total:,} error(s); nothing was written", file=sys.stderr)
         return EXIT_INVALID
     except (UploadRejected, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)

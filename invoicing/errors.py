@@ -36,6 +36,8 @@ class InputRejected(Exception):
     ):
         self.problems = tuple(problems)
         self.title = title
+        # Problems found, when more were found than listed (the reader lists at most a thousand).
+        self.total = len(self.problems)
         super().__init__("\n".join(str(p) for p in self.problems) or title)
 
 

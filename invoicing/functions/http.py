@@ -149,8 +149,7 @@ def handle_errors(fn: Handler) -> Handler:
         except InputRejected as exc:
             return problem(
                 422,
-                f"{len(exc.problems)} problem(s) in the workbook; "
-                "nothing was imported or previewed",
+                f"{exc.total:,} problem(s) in the workbook; nothing was imported or previewed",
                 errors=[p.as_dict() for p in exc.problems],
             )
         except UploadRejected as exc:

@@ -132,6 +132,23 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
         return _Reader(book, settings, error_cells).read()
 
 
+MAX_PROBLEMS = 1000
+
+
+class _Found(list):  # type: ignore[type-arg]
+    """Problems found so far: every one counted, the first ``MAX_PROBLEMS`` kept. A hostile or
+    hopeless upload can have a problem in each of millions of cells; listing them all would cost
+    gigabytes (L3) and help nobody."""
+
+    dropped = 0
+
+    def append(self, item: tuple[int, int, int, Problem]) -> None:
+        if len(self) < MAX_PROBLEMS:
+            super().append(item)
+        else:
+            self.dropped += 1
+
+
 def _where(problem: Problem) -> tuple[str, str]:
     return (problem.sheet, problem.cell)
 
@@ -341,7 +358,7 @@ class _Reader:
         self.book = book
         self.settings = settings
         self.error_cells = error_cells or {}  # sheet name -> (reference, error text)
-        self.found: list[tuple[int, int, int, Problem]] = []  # (sheet rank, row, column, problem)
+        self.found = _Found()  # (sheet rank, row, column, problem)
         self.warnings: list[str] = []
         self.tables: dict[str, _Table] = {}
         self.usable: set[str] = set()  # sheets present with every required column
@@ -379,14 +396,23 @@ class _Reader:
         self._finish_contracts()
         if errors:
             # The parser reads an error cell as blank: what else was said of that cell is noise.
-            self.found = [
+            kept = _Found(
                 f
                 for f in self.found
                 if _where(f[3]) not in errors or f[3].message.startswith(EXCEL_ERROR)
-            ]
+            )
+            kept.dropped = self.found.dropped
+            self.found = kept
         if self.found:
             self.found.sort(key=lambda item: item[:3])
-            raise InputRejected([p for *_, p in self.found])
+            listed = [p for *_, p in self.found]
+            if self.found.dropped:
+                listed.append(
+                    Problem("", "", f"... and {self.found.dropped:,} more problems not listed")
+                )
+            rejected = InputRejected(listed)
+            rejected.total = len(self.found) + self.found.dropped
+            raise rejected
         contracts = list(self.contracts.values())
         warnings = tuple(self.warnings)
         portfolio = Portfolio(tuple(self._build(c) for c in contracts), warnings)

@@ -40,16 +40,40 @@ DETAILS = "InvoiceLineDetails"
 RUN_LOG = "RunLog"
 
 INVOICE_COLUMNS = (
-    "InvoiceId", "InvoiceNumber", "Status", "ContractId", "ContractName", "CustomerId",
-    "CustomerName", "InvoiceDate", "DueDate", "Currency", "Amount", "LineCount",
+    "InvoiceId",
+    "InvoiceNumber",
+    "Status",
+    "ContractId",
+    "ContractName",
+    "CustomerId",
+    "CustomerName",
+    "InvoiceDate",
+    "DueDate",
+    "Currency",
+    "Amount",
+    "LineCount",
 )
 LINE_COLUMNS = (
-    "InvoiceId", "LineNumber", "ContractLineId", "LineName", "BillingMethod",
-    "TransactionCutoffDate", "Amount",
+    "InvoiceId",
+    "LineNumber",
+    "ContractLineId",
+    "LineName",
+    "BillingMethod",
+    "TransactionCutoffDate",
+    "Amount",
 )
 DETAIL_COLUMNS = (
-    "InvoiceId", "LineNumber", "SourceType", "SourceId", "Class", "Date", "Description",
-    "Quantity", "UnitPrice", "SplitPercent", "Amount",
+    "InvoiceId",
+    "LineNumber",
+    "SourceType",
+    "SourceId",
+    "Class",
+    "Date",
+    "Description",
+    "Quantity",
+    "UnitPrice",
+    "SplitPercent",
+    "Amount",
 )
 RUN_LOG_COLUMNS = ("RunDate", "ContractId", "ContractLineId", "Outcome", "Items", "Amount", "Note")
 
@@ -61,19 +85,46 @@ SHEETS: dict[str, tuple[str, ...]] = {
     RUN_LOG: RUN_LOG_COLUMNS,
 }
 # Table names are workbook-wide and may not clash with a defined name: prefix them.
-TABLE_NAMES = {INVOICES: "tblInvoices", LINES: "tblInvoiceLines",
-               DETAILS: "tblInvoiceLineDetails", RUN_LOG: "tblRunLog"}
+TABLE_NAMES = {
+    INVOICES: "tblInvoices",
+    LINES: "tblInvoiceLines",
+    DETAILS: "tblInvoiceLineDetails",
+    RUN_LOG: "tblRunLog",
+}
 TABLE_STYLE = "TableStyleMedium2"
 
 DATE_FORMAT = "yyyy-mm-dd"
 
 _WIDTHS = {
-    "InvoiceId": 24, "InvoiceNumber": 15, "Status": 11, "ContractId": 16, "ContractName": 32,
-    "CustomerId": 16, "CustomerName": 28, "InvoiceDate": 12, "DueDate": 12, "Currency": 9,
-    "Amount": 15, "LineCount": 10, "LineNumber": 11, "ContractLineId": 16, "LineName": 28,
-    "BillingMethod": 18, "TransactionCutoffDate": 21, "SourceType": 12, "SourceId": 16,
-    "Class": 10, "Date": 12, "Description": 40, "Quantity": 10, "UnitPrice": 12,
-    "SplitPercent": 12, "RunDate": 12, "Outcome": 10, "Items": 8, "Note": 60,
+    "InvoiceId": 24,
+    "InvoiceNumber": 15,
+    "Status": 11,
+    "ContractId": 16,
+    "ContractName": 32,
+    "CustomerId": 16,
+    "CustomerName": 28,
+    "InvoiceDate": 12,
+    "DueDate": 12,
+    "Currency": 9,
+    "Amount": 15,
+    "LineCount": 10,
+    "LineNumber": 11,
+    "ContractLineId": 16,
+    "LineName": 28,
+    "BillingMethod": 18,
+    "TransactionCutoffDate": 21,
+    "SourceType": 12,
+    "SourceId": 16,
+    "Class": 10,
+    "Date": 12,
+    "Description": 40,
+    "Quantity": 10,
+    "UnitPrice": 12,
+    "SplitPercent": 12,
+    "RunDate": 12,
+    "Outcome": 10,
+    "Items": 8,
+    "Note": 60,
 }
 
 
@@ -134,9 +185,7 @@ def invoice_workbook_bytes(
     return buffer.getvalue()
 
 
-def plain_rows(
-    invoices: Iterable[Invoice], log: Iterable[LogEntry]
-) -> dict[str, list[list[Any]]]:
+def plain_rows(invoices: Iterable[Invoice], log: Iterable[LogEntry]) -> dict[str, list[list[Any]]]:
     """The same rows as plain Python values (str, Decimal, date, int, None), header first.
 
     For the P3 floor (an unstyled write-only dump of the same rows and columns) and for tests;
@@ -225,16 +274,31 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
             for d in line.details:
                 if d.source_type is milestone:
                     yield [
-                        invoice_id, number, d.source_type.value, text(d.source_id), None,
-                        day(d.date), text(d.description), None, None, d.split_percent,
+                        invoice_id,
+                        number,
+                        d.source_type.value,
+                        text(d.source_id),
+                        None,
+                        day(d.date),
+                        text(d.description),
+                        None,
+                        None,
+                        d.split_percent,
                         money(d.amount, places),
                     ]
                 else:
                     yield [
-                        invoice_id, number, d.source_type.value, text(d.source_id),
+                        invoice_id,
+                        number,
+                        d.source_type.value,
+                        text(d.source_id),
                         d.txn_class.value if d.txn_class is not None else None,
-                        day(d.date), text(d.description), d.quantity, d.unit_price,
-                        d.split_percent, money(d.amount, places),
+                        day(d.date),
+                        text(d.description),
+                        d.quantity,
+                        d.unit_price,
+                        d.split_percent,
+                        money(d.amount, places),
                     ]
 
 

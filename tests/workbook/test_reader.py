@@ -1163,3 +1163,18 @@ def test_an_excel_error_cell_is_reported_where_it_is_and_nothing_else_about_it()
         "Transactions!H2: the cell holds the Excel error #N/A; fix the formula or clear the cell",
         "Transactions!F3: the cell holds the Excel error #REF!; fix the formula or clear the cell",
     ]
+
+
+def test_a_hopeless_workbook_lists_the_first_thousand_problems_and_counts_the_rest():
+    book = minimal_rows()
+    for i in range(1200):
+        book["Transactions"].append(
+            [f"X{i}", "C1", "L1", "Time", "31/12/2020", None, None, 1, 1, None, "Yes"]
+        )
+    with pytest.raises(InputRejected) as caught:
+        read_workbook(xlsx(book))
+    listed = [str(p) for p in caught.value.problems]
+    assert len(listed) == 1001
+    assert listed[0] == 'Transactions!E5: date "31/12/2020" is not YYYY-MM-DD or an Excel date'
+    assert listed[-1] == "... and 200 more problems not listed"
+    assert caught.value.total == 1200
