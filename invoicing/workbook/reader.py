@@ -327,12 +327,12 @@ class _Locations(Mapping[tuple[str, str, str], tuple[str, int]]):
 def _by_sheet_name(data: bytes, error_cells: ErrorCells) -> ErrorCells:
     """Re-key the gate's error cells from zip member names to sheet names (workbook.xml + rels,
     both small and already checked by the gate; parsed with defusedxml)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        try:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             book = DefusedET.fromstring(archive.read("xl/workbook.xml"))
             rels = DefusedET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-        except (KeyError, DefusedET.ParseError):
-            return {}
+    except Exception:  # any malformed part (bad encoding names, broken XML): nothing to map;
+        return {}  # the parser then judges the workbook on its own
     targets = {}
     for rel in rels:
         target = rel.get("Target", "").lstrip("/")

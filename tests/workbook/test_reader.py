@@ -1178,3 +1178,21 @@ def test_a_hopeless_workbook_lists_the_first_thousand_problems_and_counts_the_re
     assert listed[0] == 'Transactions!E5: date "31/12/2020" is not YYYY-MM-DD or an Excel date'
     assert listed[-1] == "... and 200 more problems not listed"
     assert caught.value.total == 1200
+
+
+def test_error_cells_with_an_unreadable_workbook_part_are_rejected_not_crashed():
+    # Found by make fuzz: a workbook.xml declaring an unknown encoding, plus an error cell.
+    book = minimal_rows()
+    member = f"xl/worksheets/sheet{list(book).index('Transactions') + 1}.xml"
+    data = _with_error_cells(xlsx(book), member, {"H2": "#N/A"})
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            body = source.read(info.filename)
+            if info.filename == "xl/workbook.xml":
+                assert not body.startswith(b"<?xml")
+                body = b'<?xml version="1.0" encoding="UTF-a"?>' + body
+            target.writestr(info, body)
+    with pytest.raises((InputRejected, UploadRejected)):
+        read_workbook(out.getvalue())
