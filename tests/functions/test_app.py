@@ -161,24 +161,30 @@ def test_preview_over_http_equals_preview_on_the_command_line(indexed, tmp_path)
     assert read_invoice_workbook(response.get_body()) == read_invoice_workbook(out.read_bytes())
 
 
-def test_preview_accepts_a_multipart_file_field(indexed):
-    boundary = "----invoicingtest"
+BOUNDARY = "----invoicingtest"
+
+
+def multipart_preview(indexed, content: bytes, filename: str | None) -> func.HttpResponse:
+    """POST /api/preview?date=2020-10-05 with ``content`` as the multipart field ``file``."""
+    disposition = 'form-data; name="file"' + (f'; filename="{filename}"' if filename else "")
+    type_line = f"Content-Type: {XLSX}\r\n" if filename else ""
     body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.xlsx"\r\n'
-            f"Content-Type: {XLSX}\r\n\r\n"
-        ).encode()
-        + SAMPLE
-        + f"\r\n--{boundary}--\r\n".encode()
+        f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n{type_line}\r\n".encode()
+        + content
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
-    response = call(
+    return call(
         indexed,
         "preview",
         "POST",
         body=body,
         params={"date": "2020-10-05"},
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
     )
+
+
+def test_preview_accepts_a_multipart_file_field(indexed):
+    response = multipart_preview(indexed, SAMPLE, "a.xlsx")
     assert response.status_code == 200
     assert len(read_invoice_workbook(response.get_body())["Invoices"]) == 1
 
@@ -203,19 +209,7 @@ def test_preview_with_bad_dates_is_400(indexed, params):
 
 
 def test_multipart_field_sent_as_text_is_a_400_that_says_so(indexed):
-    boundary = "----invoicingtest"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"\r\n\r\n'
-        f"not a file\r\n--{boundary}--\r\n"
-    ).encode()
-    response = call(
-        indexed,
-        "preview",
-        "POST",
-        body=body,
-        params={"date": "2020-10-05"},
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )
+    response = multipart_preview(indexed, b"not a file", None)
     assert response.status_code == 400
     assert "filename" in problem_of(response)["detail"]
 
