@@ -421,57 +421,51 @@ def _diff_contract(
             )
     pk = part.pk
     ops: list[Op] = []
-    checks: list[
-        tuple[SourceType, str, Any, Any, Callable[[str, Any], dict[str, Any]], Counter[str]]
-    ] = []
-    for m in contract.milestones:
-        stored = part.milestones.get(m.milestone_id)
-        checks.append(
-            (
-                SourceType.MILESTONE,
-                m.milestone_id,
-                m,
-                codec.milestone_from(stored) if stored else None,
-                codec.milestone_entity,
-                counts["Milestones"],
-            )
-        )
-    for t in contract.transactions:
-        stored = part.transactions.get(t.transaction_id)
-        checks.append(
-            (
-                SourceType.TRANSACTION,
-                t.transaction_id,
-                t,
-                codec.transaction_from(stored) if stored else None,
-                codec.transaction_entity,
-                counts["Transactions"],
-            )
-        )
-    for kind, item_id, new, old_item, to_entity, counter in checks:
-        if old_item is None:
-            counter["created"] += 1
-        elif old_item == new:
-            counter["unchanged"] += 1
-            continue
-        else:
-            holders = live.get((kind, item_id))
-            if holders:
-                sheet, row = locations.get(
-                    (contract.contract_id, kind.value, item_id),
-                    ("Milestones" if kind is SourceType.MILESTONE else "Transactions", 0),
-                )
-                problems.append(
-                    Problem(
-                        sheet,
-                        f"A{row}" if row else "",
-                        f"{kind.value} {item_id} is on invoice {' and '.join(holders)}; "
-                        "cancel the draft first",
-                    )
-                )
+    kinds: tuple[tuple[SourceType, str, Sequence[Any], Mapping[str, Any], Any, Any], ...] = (
+        (
+            SourceType.MILESTONE,
+            "Milestones",
+            contract.milestones,
+            part.milestones,
+            codec.milestone_from,
+            codec.milestone_entity,
+        ),
+        (
+            SourceType.TRANSACTION,
+            "Transactions",
+            contract.transactions,
+            part.transactions,
+            codec.transaction_from,
+            codec.transaction_entity,
+        ),
+    )
+    for kind, sheet_name, items, stored_rows, from_row, to_entity in kinds:
+        counter = counts[sheet_name]
+        for new in items:
+            item_id = new.milestone_id if kind is SourceType.MILESTONE else new.transaction_id
+            stored = stored_rows.get(item_id)
+            if stored is None:
+                counter["created"] += 1
+            elif from_row(stored) == new:
+                counter["unchanged"] += 1
                 continue
-            counter["updated"] += 1
-        ops.append(upsert_op(to_entity(pk, new)))
+            else:
+                holders = live.get((kind, item_id))
+                if holders:
+                    sheet, row = locations.get(
+                        (contract.contract_id, kind.value, item_id), (sheet_name, 0)
+                    )
+                    problems.append(
+                        Problem(
+                            sheet,
+                            f"A{row}" if row else "",
+                            f"{kind.value} {item_id} is on invoice {' and '.join(holders)}; "
+                            "cancel the draft first",
+                        )
+                    )
+                    continue
+                counter["updated"] += 1
+            ops.append(upsert_op(to_entity(pk, new)))
     config = codec.config_entity(pk, contract, order)
     if part.config is not None and _same_config(part.config, config):
         return ops, None
