@@ -41,20 +41,9 @@ if str(ROOT) not in sys.path:
 
 
 def seeds() -> list[bytes]:
-    import openpyxl
+    from tests.hostile.corpus import legit_openpyxl_workbook, legit_workbook
 
-    from tests.hostile.corpus import legit_sheets, legit_workbook
-
-    out = [legit_workbook(12)]
-    book = openpyxl.Workbook()  # shared strings, styles, real dates
-    book.remove(book.active)
-    for name, rows in legit_sheets(12):
-        sheet = book.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    out.append(buffer.getvalue())
+    out = [legit_workbook(12), legit_openpyxl_workbook(12)]
     sample = ROOT / "templates" / "sample-adatum.xlsx"
     if sample.exists():
         out.append(sample.read_bytes())

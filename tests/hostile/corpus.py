@@ -210,6 +210,22 @@ def legit_workbook(n_transactions: int = 20, **kwargs: object) -> bytes:
     )
 
 
+def legit_openpyxl_workbook(n_transactions: int = 20, *, write_only: bool = False) -> bytes:
+    """The same workbook saved by openpyxl (shared strings, styles, theme; real dates)."""
+    import openpyxl
+
+    book = openpyxl.Workbook(write_only=write_only)
+    if not write_only:
+        book.remove(book.active)
+    for name, rows in legit_sheets(n_transactions):
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
 # ---- the cases -----------------------------------------------------------------------------------
 
 

@@ -85,25 +85,12 @@ def test_wrong_kinds_get_a_plain_sentence() -> None:
 # ---- legitimate workbooks pass -------------------------------------------------------------------
 
 
-def _openpyxl_workbook(write_only: bool) -> bytes:
-    book = openpyxl.Workbook(write_only=write_only)
-    if not write_only:
-        book.remove(book.active)
-    for name, rows in legit_sheets(200):
-        sheet = book.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(
     "make",
     [
         lambda: legit_workbook(),
-        lambda: _openpyxl_workbook(write_only=False),  # shared strings, styles, theme
-        lambda: _openpyxl_workbook(write_only=True),
+        lambda: corpus.legit_openpyxl_workbook(200),  # shared strings, styles, theme
+        lambda: corpus.legit_openpyxl_workbook(200, write_only=True),
         lambda: (ROOT / "templates" / "sample-adatum.xlsx").read_bytes(),
         lambda: (ROOT / "templates" / "template.xlsx").read_bytes(),
     ],
