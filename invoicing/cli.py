@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any, TextIO
 
-from invoicing.errors import InputRejected, UploadRejected
-from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE
+from invoicing import requests
+from invoicing.errors import BadRequest, InputRejected, UploadRejected
 from invoicing.settings import Settings, SettingsError
 
 EXIT_OK = 0
@@ -25,38 +27,13 @@ EXIT_AUDIT = 4
 PREVIEW_LISTED = 50  # invoices listed on stdout; the workbook has them all
 
 
-class UsageError(Exception):
+class UsageError(BadRequest):
     """A mistake in the command line itself (exit 2)."""
 
 
-def parse_iso_date(text: str, what: str) -> date:
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f'{what} "{text}" is not a date in YYYY-MM-DD form') from None
-    if not EARLIEST_RUN_DATE <= day <= LATEST_RUN_DATE:
-        raise UsageError(f"{what} {day} is outside {EARLIEST_RUN_DATE} to {LATEST_RUN_DATE}")
-    return day
-
-
 def date_span(args: argparse.Namespace, *, required: bool) -> tuple[date, date] | None:
-    """``--date D`` or ``--from A --to B``, checked."""
-    if args.date and (args.start or args.end):
-        raise UsageError("give either --date or --from/--to, not both")
-    if args.date:
-        day = parse_iso_date(args.date, "--date")
-        return day, day
-    if args.start or args.end:
-        if not (args.start and args.end):
-            raise UsageError("--from and --to go together")
-        start = parse_iso_date(args.start, "--from")
-        end = parse_iso_date(args.end, "--to")
-        if end < start:
-            raise UsageError(f"--to {end} is before --from {start}")
-        return start, end
-    if required:
-        raise UsageError("give --date D or --from A --to B")
-    return None
+    """``--date D`` or ``--from A --to B``, checked (``invoicing.requests``, shared with HTTP)."""
+    return requests.date_span(args.date, args.start, args.end, requests.CLI, required=required)
 
 
 def read_upload(path: str, settings: Settings) -> bytes:
@@ -133,8 +110,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from invoicing import services
 
-    start = parse_iso_date(args.start, "--from") if args.start else None
-    end = parse_iso_date(args.end, "--to") if args.end else None
+    start, end = requests.date_bounds(args.start, args.end, requests.CLI)
+    args.status = requests.parse_status(args.status, "--status")
     return services.cli_export(args, settings, start, end)
 
 
@@ -189,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="invoice workbook from storage")
     p.add_argument("--from", dest="start")
     p.add_argument("--to", dest="end")
-    p.add_argument("--status", choices=["Draft", "Confirmed", "Cancelled"])
+    p.add_argument("--status", metavar="{Draft,Confirmed,Cancelled}")
     p.add_argument("--contract")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(handler=cmd_export)
@@ -216,22 +193,86 @@ def _date_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="end")
 
 
+class ReaderMayLeave:
+    """stdout or stderr whose reader may stop reading (``preview ... | head -1``).
+
+    Python ignores SIGPIPE, so a write to a pipe whose reader has gone raises BrokenPipeError;
+    uncaught, it turned a finished command into exit 1 (or, from the interpreter's final flush,
+    exit 120 and an "Exception ignored" message). The reader leaving is not a failure of the
+    command, and it must not stop the work half-way either (``confirm A B C | head -1`` still
+    confirms C; with PYTHONUNBUFFERED every print writes at once). So the first BrokenPipeError
+    points the file descriptor at /dev/null (the recipe of the Python documentation, "Note on
+    SIGPIPE", so the interpreter's own final flush is quiet too), later writes are dropped, the
+    command carries on, and its exit code is what it did, not whether anyone read it to the end.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_left()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+
+    def _reader_left(self) -> None:
+        self._gone = True
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (pytest's capture)
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, buffer ...
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)  # type: ignore[assignment]
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, so a reader that left is handled like above
+        sys.stderr.flush()
+        return code
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    return exit_code(lambda: args.handler(args, Settings.from_env()))
+
+
+def exit_code(command: Callable[[], int]) -> int:
+    """Run one command; map what it raises to the exit codes of SPEC C, the reason on stderr."""
     try:
-        settings = Settings.from_env()
-        return int(args.handler(args, settings))
+        return int(command())
     except InputRejected as exc:
         for problem in exc.problems:
             print(str(problem), file=sys.stderr)
         print(f"{exc.total:,} error(s); nothing was written", file=sys.stderr)
         return EXIT_INVALID
-    except (UploadRejected, UsageError) as exc:
+    except (UploadRejected, BadRequest) as exc:  # BadRequest includes UsageError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except SettingsError as exc:

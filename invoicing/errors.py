@@ -50,3 +50,12 @@ class UploadRejected(Exception):
     def __init__(self, message: str, status: int = 415):
         self.status = status
         super().__init__(message)
+
+
+class BadRequest(Exception):
+    """A request value that is wrong: a malformed date or filter, a run date after today (R19).
+
+    The message says which value and why, naming the parameter as the caller spelled it
+    (``--date`` on the command line, ``date`` over HTTP). The command line exits 2 with the
+    message on stderr; every HTTP handler answers 400 problem+json with it as ``detail``.
+    """

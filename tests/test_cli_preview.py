@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -9,12 +12,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from invoicing.cli import main
+from invoicing.cli import exit_code, main
+from invoicing.errors import BadRequest
 from tests.support.invoices import formula_cells, read_invoice_workbook
 from tests.support.workbooks import Text, minimal_rows, put, xlsx
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "templates" / "sample-adatum.xlsx"
+PYTHON_M = (sys.executable, "-m", "invoicing")
 
 
 def preview(tmp_path: Path, source: Path | bytes, *args: str) -> tuple[int, Path]:
@@ -74,6 +79,11 @@ def test_workbook_errors_exit_2_list_every_problem_and_write_nothing(tmp_path, c
         (["--from", "2020-10-05", "--to", "2020-10-01"], "is before --from"),
         ([], "give --date D or --from A --to B"),
         (["--date", "2020-10-05", "--from", "2020-10-01"], "not both"),
+        # L6: exactly YYYY-MM-DD (date.fromisoformat alone takes the first two)
+        (["--date", "20201005"], '--date "20201005" is not a date in YYYY-MM-DD form'),
+        (["--date", "2020-W41-1"], '--date "2020-W41-1" is not a date in YYYY-MM-DD form'),
+        (["--date", "2020-10-5"], '--date "2020-10-5" is not a date in YYYY-MM-DD form'),
+        (["--from", "2020-10-01", "--to", "20201031"], '--to "20201031" is not a date'),
     ],
 )
 def test_bad_dates_exit_2_with_a_one_line_reason(tmp_path, capsys, args, message):
@@ -82,6 +92,70 @@ def test_bad_dates_exit_2_with_a_one_line_reason(tmp_path, capsys, args, message
     assert not out.exists()
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--date", "20201005"], '--date "20201005" is not a date in YYYY-MM-DD form'),
+        (["run", "--from", "2020-W41-1", "--to", "2020-10-09"], '--from "2020-W41-1" is not'),
+        (["export", "--from", "2020-10-5", "-o", "x.xlsx"], '--from "2020-10-5" is not'),
+        (["export", "--from", "2020-10-09", "--to", "2020-10-01", "-o", "x.xlsx"], "is before"),
+        (["export", "--status", "Paid", "-o", "x.xlsx"], '--status "Paid" is not one of Draft'),
+    ],
+)
+def test_run_and_export_refuse_bad_values_with_exit_2_before_touching_storage(
+    monkeypatch, capsys, args, message
+):
+    # No storage at all: the values are refused before anything would open it.
+    monkeypatch.delenv("INVOICING_STORAGE", raising=False)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_a_bad_request_raised_by_a_command_exits_2_with_its_message(capsys):
+    # The mapping every command goes through (R19's future run date raises BadRequest there).
+    def command() -> int:
+        raise BadRequest("run date 2999-01-01 is after today")
+
+    assert exit_code(command) == 2
+    assert capsys.readouterr().err == "error: run date 2999-01-01 is after today\n"
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_preview_into_a_pipe_whose_reader_left_exits_0_and_writes_the_workbook(
+    tmp_path, unbuffered
+):
+    """``preview ... | head -1``: the reader is gone before the listing is written (the read end
+    is closed before the command starts), so every write to stdout fails with EPIPE: in one
+    final flush (block-buffered stdout) or at the first print (PYTHONUNBUFFERED)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    out = tmp_path / "out.xlsx"
+    span = ["--from", "2020-10-01", "--to", "2020-11-30"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [*PYTHON_M, "preview", str(SAMPLE), *span, "-o", str(out)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    stderr = done.stderr.decode()
+    assert done.returncode == 0, stderr
+    assert "BrokenPipe" not in stderr and "Exception ignored" not in stderr
+    assert stderr == ""
+    assert len(read_invoice_workbook(out.read_bytes())["Invoices"]) == 5
 
 
 def test_missing_input_file_exits_2(tmp_path, capsys):

@@ -10,9 +10,10 @@ from datetime import date
 from typing import Any
 
 import azure.functions as func
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-from invoicing.errors import InputRejected, UploadRejected
-from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE
+from invoicing import requests
+from invoicing.errors import BadRequest, InputRejected, UploadRejected
 from invoicing.settings import Settings
 from invoicing.views import dumps
 
@@ -104,34 +105,29 @@ def upload_bytes(req: func.HttpRequest, limit: int) -> bytes:
     return body
 
 
-def query_date(req: func.HttpRequest, name: str, *, required: bool = False) -> date | None:
-    raw = req.params.get(name)
-    if raw is None or raw.strip() == "":
-        if required:
-            raise HttpProblem(400, f"query parameter {name} (YYYY-MM-DD) is required")
-        return None
-    try:
-        day = date.fromisoformat(raw.strip())
-    except ValueError:
-        raise HttpProblem(400, f'{name}="{raw}" is not a date in YYYY-MM-DD form') from None
-    if not EARLIEST_RUN_DATE <= day <= LATEST_RUN_DATE:
-        raise HttpProblem(400, f"{name}={day} is outside {EARLIEST_RUN_DATE} to {LATEST_RUN_DATE}")
-    return day
+def query_date(req: func.HttpRequest, name: str) -> date | None:
+    """An optional date query parameter: absent or blank is None; otherwise strictly YYYY-MM-DD."""
+    return requests.optional_date(req.params.get(name), name)
 
 
 def date_span(req: func.HttpRequest) -> tuple[date, date]:
     """``?date=D`` or ``?from=A&to=B`` (400 otherwise)."""
-    day = query_date(req, "date")
-    start, end = query_date(req, "from"), query_date(req, "to")
-    if day and (start or end):
-        raise HttpProblem(400, "give either date or from/to, not both")
-    if day:
-        return day, day
-    if start and end:
-        if end < start:
-            raise HttpProblem(400, f"to={end} is before from={start}")
-        return start, end
-    raise HttpProblem(400, "give ?date=YYYY-MM-DD or ?from=YYYY-MM-DD&to=YYYY-MM-DD")
+    p = req.params
+    span = requests.date_span(
+        p.get("date"), p.get("from"), p.get("to"), requests.HTTP, required=True
+    )
+    assert span is not None
+    return span
+
+
+def date_bounds(req: func.HttpRequest) -> tuple[date | None, date | None]:
+    """``?from=A`` and ``?to=B``, each optional (400 when B is before A)."""
+    return requests.date_bounds(req.params.get("from"), req.params.get("to"), requests.HTTP)
+
+
+def wants_json(req: func.HttpRequest) -> bool:
+    """Content negotiation between the invoice workbook (the default) and JSON (RFC 9110)."""
+    return requests.negotiate(req.headers.get("Accept"), (XLSX, JSON)) == JSON
 
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -146,6 +142,8 @@ def handle_errors(fn: Handler) -> Handler:
             return fn(req)
         except HttpProblem as exc:
             return problem(exc.status, exc.detail, title=exc.title, **exc.extra)
+        except BadRequest as exc:
+            return problem(400, str(exc))
         except InputRejected as exc:
             return problem(
                 422,
@@ -158,6 +156,14 @@ def handle_errors(fn: Handler) -> Handler:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             mapped = _service_error(exc)
+            if mapped is None and _storage_unreachable(exc):
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.error("%s: cannot reach the storage account: %s", fn.__name__, first)
+                mapped = problem(
+                    503,
+                    "the storage account cannot be reached; try again later",
+                    title="Storage unavailable",
+                )
             if mapped is not None:
                 return mapped
             correlation = uuid.uuid4().hex
@@ -171,7 +177,24 @@ def handle_errors(fn: Handler) -> Handler:
     return wrapper
 
 
-def _service_error(exc: Exception) -> func.HttpResponse | None:
+def _storage_unreachable(exc: BaseException) -> bool:
+    """A connection to storage failed: refused, reset, timed out, name not resolved (L6: 503).
+
+    The SDK raises ``ServiceRequestError`` when the request could not be sent and
+    ``ServiceResponseError`` when no answer came back; an exception raised ``from`` one of them
+    (our own ``StorageError`` wrapping it, say) counts too.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (ServiceRequestError, ServiceResponseError)):
+            return True
+        seen.add(id(current))
+        current = current.__cause__
+    return False
+
+
+def _service_error(exc: BaseException) -> func.HttpResponse | None:
     from invoicing import services
 
     if isinstance(exc, services.NotFound):

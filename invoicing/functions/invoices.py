@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from invoicing import services
+from invoicing import requests, services
 from invoicing.functions.http import (
-    JSON,
-    HttpProblem,
+    date_bounds,
     handle_errors,
     json_response,
     query_date,
     settings,
+    wants_json,
     xlsx_response,
 )
-from invoicing.model import Status
 from invoicing.views import invoice_full, invoice_header
 from invoicing.workbook.writer import invoice_workbook_bytes
 
@@ -37,22 +36,14 @@ def runs(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="invoices", methods=["GET"])
 @handle_errors
 def list_invoices(req: func.HttpRequest) -> func.HttpResponse:
-    start, end = query_date(req, "from"), query_date(req, "to")
-    if start and end and end < start:
-        raise HttpProblem(400, f"to={end} is before from={start}")
-    status_text = (req.params.get("status") or "").strip()
-    status = None
-    if status_text:
-        matches = [s for s in Status if s.value.lower() == status_text.lower()]
-        if not matches:
-            raise HttpProblem(400, f'status="{status_text}" is not Draft, Confirmed or Cancelled')
-        status = matches[0]
+    start, end = date_bounds(req)
+    status = requests.parse_status(req.params.get("status"), "status")
     contract = (req.params.get("contract") or "").strip() or None
     config = settings()
     invoices, log = services.list_invoices(
         services.open_store(config), start, end, status, contract
     )
-    if JSON in (req.headers.get("Accept") or ""):
+    if wants_json(req):
         return json_response({"invoices": [invoice_header(i) for i in invoices]})
     return xlsx_response(invoice_workbook_bytes(invoices, log), "invoices.xlsx")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from datetime import date
 from pathlib import Path
@@ -197,6 +198,10 @@ def test_preview_accepts_a_multipart_file_field(indexed):
         {"date": "1899-12-31"},
         {"date": "2020-02-30"},
         {"date": "05/10/2020"},
+        {"date": "20201005"},  # L6: date.fromisoformat takes it, we do not
+        {"date": "2020-W41-1"},
+        {"date": "2020-10-5"},
+        {"from": "2020-10-01", "to": "20201031"},
         {"from": "2020-10-05"},
         {"from": "2020-10-05", "to": "2020-10-01"},
         {"date": "2020-10-05", "from": "2020-10-01"},
@@ -314,6 +319,44 @@ def test_run_now_with_a_bad_date_is_400(indexed, env):
     assert call(indexed, "runs", "POST", params={"date": "yesterday"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("name", "method", "params", "detail"),
+    [
+        ("preview", "POST", {"date": "20201005"}, 'date "20201005" is not a date in YYYY-MM-DD'),
+        ("preview", "POST", {"from": "2020-W41-1", "to": "2020-10-09"}, 'from "2020-W41-1"'),
+        ("runs", "POST", {"date": "20201005"}, 'date "20201005" is not a date in YYYY-MM-DD'),
+        ("runs", "POST", {"date": "2020-W41-1"}, 'date "2020-W41-1" is not a date'),
+        ("runs", "POST", {"date": "2020-10-5"}, 'date "2020-10-5" is not a date'),
+        ("list_invoices", "GET", {"from": "20201001"}, 'from "20201001" is not a date'),
+        ("list_invoices", "GET", {"to": "2020-W41-1"}, 'to "2020-W41-1" is not a date'),
+        ("list_invoices", "GET", {"status": "Paid"}, 'status "Paid" is not one of Draft'),
+    ],
+)
+def test_dates_are_exactly_yyyy_mm_dd_and_a_400_names_the_parameter(
+    indexed, env, name, method, params, detail
+):
+    response = call(indexed, name, method, params=params, body=SAMPLE)
+    assert response.status_code == 400
+    assert detail in problem_of(response)["detail"]
+    assert _invoice_list(indexed) == []  # nothing was run
+
+
+def test_a_bad_request_raised_by_a_handler_is_a_400_problem():
+    # The mapping every HTTP handler goes through (R19's future run date raises BadRequest).
+    from invoicing.errors import BadRequest
+    from invoicing.functions.http import handle_errors
+
+    @handle_errors
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        raise BadRequest("run date 2999-01-01 is after today")
+
+    response = handler(func.HttpRequest("POST", "http://localhost/api/runs", body=b""))
+    assert response.status_code == 400
+    body = problem_of(response)
+    assert body["detail"] == "run date 2999-01-01 is after today"
+    assert body["title"] == "Bad request"
+
+
 def test_two_timer_invocations_at_once_one_runs_the_other_logs_the_held_lease(
     indexed, env, monkeypatch, caplog
 ):
@@ -368,6 +411,31 @@ def test_invoice_list_is_an_xlsx_by_default_and_json_on_request(indexed, drafts)
     sheets = read_invoice_workbook(response.get_body())
     assert [row[0] for row in sheets["Invoices"]] == [drafts[0]["InvoiceId"]]
     assert [d["InvoiceDate"] for d in drafts] == ["2020-10-05", "2020-10-19"]
+
+
+ACCEPTED = [
+    # Accept header, the answer (L6: q-values, RFC 9110; not a substring test)
+    (None, XLSX),
+    ("*/*", XLSX),
+    ("application/json", "application/json"),
+    (f"application/json;q=0, {XLSX}", XLSX),  # the substring test answered JSON
+    (f"application/json;q=0.9, {XLSX};q=1", XLSX),
+    (f"{XLSX};q=0.5, application/json", "application/json"),
+    (f"application/json, {XLSX}", XLSX),  # a tie: the default
+    ("application/json, text/plain, */*", "application/json"),
+    ("text/html", XLSX),  # nothing we offer: the default rather than 406
+]
+
+
+def test_the_invoice_list_negotiates_accept_with_q_values(indexed, drafts):
+    for accept, expected in ACCEPTED:
+        headers = {} if accept is None else {"Accept": accept}
+        response = call(indexed, "list_invoices", headers=headers)
+        assert (response.status_code, response.mimetype) == (200, expected), accept
+        if expected == XLSX:
+            assert len(read_invoice_workbook(response.get_body())["Invoices"]) == len(drafts)
+        else:
+            assert len(json.loads(response.get_body())["invoices"]) == len(drafts)
 
 
 @pytest.mark.parametrize(
@@ -481,6 +549,78 @@ def test_an_unexpected_storage_failure_is_500_with_a_logged_correlation_id(
     assert "Traceback" not in response.get_body().decode()
     assert body["correlationId"] in body["detail"]
     assert any(body["correlationId"] in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+def refused_port():
+    """A local port that refuses connections: bound (so nobody else takes it), never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def resetting_port():
+    """A local server that accepts each connection and closes it without an answer."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def _unreachable_storage(monkeypatch, port: int) -> None:
+    monkeypatch.setenv(
+        "INVOICING_STORAGE",
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        f"QueueEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+        f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+    )
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+
+
+STORAGE_ROUTES = [
+    ("runs", "POST", {"params": {"date": "2020-10-05"}}),
+    ("imports", "POST", {"body": SAMPLE}),
+    ("list_invoices", "GET", {}),
+    ("list_invoices", "GET", {"headers": {"Accept": "application/json"}}),
+    ("get_invoice", "GET", {"route_params": {"id": "INV-20201005-0000000000"}}),
+    ("confirm_invoice", "POST", {"route_params": {"id": "INV-20201005-0000000000"}}),
+    ("cancel_invoice", "POST", {"route_params": {"id": "INV-20201005-0000000000"}}),
+]
+
+
+@pytest.mark.parametrize("unreachable", ["refused_port", "resetting_port"])
+@pytest.mark.parametrize(("name", "method", "request_parts"), STORAGE_ROUTES)
+def test_storage_that_cannot_be_reached_is_503_on_every_route(
+    indexed, monkeypatch, request, caplog, unreachable, name, method, request_parts
+):
+    port = request.getfixturevalue(unreachable)
+    _unreachable_storage(monkeypatch, port)
+    with caplog.at_level(logging.ERROR, logger="invoicing"):
+        response = call(indexed, name, method, **request_parts)
+    assert response.status_code == 503
+    body = problem_of(response)
+    assert body["title"] == "Storage unavailable"
+    assert "cannot be reached" in body["detail"]
+    assert str(port) not in response.get_body().decode()  # no infrastructure detail leaks
+    assert any("cannot reach the storage account" in r.getMessage() for r in caplog.records)
 
 
 def test_no_storage_setting_is_503_naming_the_setting(indexed, monkeypatch):
