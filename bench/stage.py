@@ -15,7 +15,7 @@ Stages (SPEC P) and the floor measured beside each:
   ``P3floor``: openpyxl write-only of ``writer.plain_rows`` (the same rows and columns, unstyled,
   no tables), the rows built *before* the timing: the floor is serialisation only.
 * ``P4`` ``services.import_workbook`` into an empty store; ``P4floor``: the same entities, built
-  with the store's own codec (``codec.milestone_entity``/``transaction_entity``/``config_entity``,
+  with the store's own codec (``codec.milestone_entity``/``transaction_entity``/``config_entities``,
   ``store.upsert_op``), upserted with ``submit_transaction`` in ``store.chunks`` batches per
   partition, one task per contract on as many threads as the import uses, then the registry.
 * ``P5`` ``services.run_daily`` over the 60 run dates on the store P4 filled; ``P5floor``: one
@@ -226,7 +226,7 @@ def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
         pk = encode_key(contract.contract_id)
         ops = [upsert_op(codec.milestone_entity(pk, m)) for m in contract.milestones]
         ops += [upsert_op(codec.transaction_entity(pk, t)) for t in contract.transactions]
-        ops.append(upsert_op(codec.config_entity(pk, contract, order)))
+        ops.extend(upsert_op(e) for e in codec.config_entities(pk, contract, order))
         per_contract.append(ops)
         registry.append(
             upsert_op(

@@ -100,12 +100,29 @@ class LogEntry(NamedTuple):
     currency: str = ""  # the contract's, so the amount can be shown in its minor unit
 
 
+class Share(NamedTuple):
+    """One customer's part of one item (R13): fixed at the item's first invoicing."""
+
+    customer_id: str
+    customer_name: str
+    split_percent: Decimal
+    amount: Decimal
+
+
 @dataclass(frozen=True, slots=True)
 class ContractState:
-    """What a contract has already invoiced on live (Draft or Confirmed) invoices."""
+    """What a contract has already invoiced on live (Draft or Confirmed) invoices.
+
+    ``invoiced`` holds the items with at least one share on a live invoice. ``open_shares`` holds,
+    per item whose shares are fixed by an earlier invoicing (R13), the shares that are on no live
+    invoice (their draft was cancelled, R15): they are invoiced again, to the same customers for
+    the same amounts, at the line's next due run. An item whose every share was cancelled is not in
+    ``invoiced`` but is in ``open_shares`` (its shares stay fixed while its amount is unchanged).
+    """
 
     invoiced: frozenset[ItemKey] = frozenset()
     nte_used: Mapping[str, Decimal] = field(default_factory=dict)
+    open_shares: Mapping[ItemKey, tuple[Share, ...]] = field(default_factory=dict)
     # Per line, how many of the index's candidates are known to be invoiced already: a pure
     # optimisation (planning skips them), so it takes no part in equality.
     progress: Mapping[str, int] = field(default_factory=dict, compare=False)
@@ -270,6 +287,7 @@ class _Work:
 
     invoiced: set[ItemKey]
     nte_used: dict[str, Decimal]
+    open_shares: dict[ItemKey, tuple[Share, ...]]
     progress: dict[str, int]  # per line, candidates before this position are all invoiced
     index: ContractIndex
 
@@ -277,10 +295,14 @@ class _Work:
     def start(cls, state: ContractState, index: ContractIndex) -> _Work:
         # Progress counts positions in one index: it means nothing for another contract version.
         progress = dict(state.progress) if state.progress_of is index else {}
-        return cls(set(state.invoiced), dict(state.nte_used), progress, index)
+        return cls(
+            set(state.invoiced), dict(state.nte_used), dict(state.open_shares), progress, index
+        )
 
     def state(self) -> ContractState:
-        return ContractState(frozenset(self.invoiced), self.nte_used, self.progress, self.index)
+        return ContractState(
+            frozenset(self.invoiced), self.nte_used, self.open_shares, self.progress, self.index
+        )
 
 
 def _due_lines(
@@ -309,6 +331,8 @@ def _plan_day(
     record what they took in ``work``."""
     contract_id, currency, places = contract.contract_id, contract.currency, index.places
     invoiced, nte_used, progress = work.invoiced, work.nte_used, work.progress
+    open_shares = work.open_shares
+    extra_names: dict[str, str] = {}
     # customer id -> (line, cutoff, details, amount) per due line with a share, in line order
     per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]] = {}
 
@@ -322,30 +346,50 @@ def _plan_day(
         first_open = -1
         taken: list[Any] = []
         held: list[Any] = []
+        # items taken whose shares are fixed (R13): their key -> the shares to invoice now
+        fixed: dict[ItemKey, tuple[Share, ...]] = {}
+        total = ZERO
         limit = line.not_to_exceed
         used = nte_used.get(line_id, ZERO) if limit is not None else ZERO
         while position < count:
             item_date, key, item = candidates[position]
             if item_date > limit_date:
                 break
-            if key not in invoiced:
+            shares = None
+            if open_shares:
+                shares = open_shares.get(key)
+                # every share was cancelled: they stay fixed unless the item changed since
+                if (
+                    shares is not None
+                    and key not in invoiced
+                    and sum([s.amount for s in shares], ZERO) != item.amount
+                ):
+                    shares = None
+                    del open_shares[key]
+            if shares is not None or key not in invoiced:
+                amount = item.amount if shares is None else sum([s.amount for s in shares], ZERO)
                 # R14: an item that would cross the not-to-exceed is held whole; later ones may fit.
-                if limit is not None and used + item.amount > limit:
+                if limit is not None and used + amount > limit:
                     held.append(item)
                     if first_open < 0:
                         first_open = position
                 else:
-                    used += item.amount
+                    used += amount
+                    total += amount
                     taken.append(item)
                     invoiced.add(key)
+                    if shares is not None:
+                        fixed[key] = shares
+                        del open_shares[key]
+                        for s in shares:  # a customer the splits no longer list keeps its name
+                            extra_names.setdefault(s.customer_id, s.customer_name)
             position += 1
         progress[line_id] = position if first_open < 0 else first_open
         if limit is not None:
             nte_used[line_id] = used
 
-        total = sum([item.amount for item in taken], ZERO)
         if taken:
-            _share(line, cutoff, taken, total, index.splits[line_id], places, per_customer)
+            _share(line, cutoff, taken, total, index.splits[line_id], places, per_customer, fixed)
             note = _invoiced_note(cutoff, len(held))
             log.append(
                 LogEntry(
@@ -367,7 +411,7 @@ def _plan_day(
             _invoice(
                 contract,
                 customer_id,
-                names.get(customer_id, ""),
+                names.get(customer_id) or extra_names.get(customer_id, ""),
                 run_date,
                 per_customer[customer_id],
             )
@@ -382,9 +426,14 @@ def _share(
     split: tuple[tuple[Customer, ...], list[Decimal], int],
     places: int,
     per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]],
+    fixed: Mapping[ItemKey, tuple[Share, ...]],
 ) -> None:
-    """R11: each taken item split between the line's customers, one detail per nonzero share."""
+    """R11: each taken item split between the line's customers, one detail per nonzero share;
+    an item whose shares are ``fixed`` (R13) gets exactly those shares instead."""
     customers, percents, r_index = split
+    if fixed:
+        _share_with_fixed(line, cutoff, taken, split, places, per_customer, fixed)
+        return
     if len(customers) == 1:
         # One customer takes every item whole: no split arithmetic needed.
         pct = percents[0]
@@ -420,6 +469,45 @@ def _share(
             per_customer.setdefault(customer.customer_id, []).append(
                 (line, cutoff, by_customer[i], sums[i])
             )
+
+
+def _share_with_fixed(
+    line: ContractLine,
+    cutoff: date | None,
+    taken: list[Any],
+    split: tuple[tuple[Customer, ...], list[Decimal], int],
+    places: int,
+    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]],
+    fixed: Mapping[ItemKey, tuple[Share, ...]],
+) -> None:
+    """The general (slower) path of ``_share``: some items carry fixed shares, whose customers
+    may no longer be among the line's (the splits changed after they were first invoiced)."""
+    customers, percents, r_index = split
+    details: dict[str, list[Detail]] = {}
+    sums: dict[str, Decimal] = {}
+    for item in taken:
+        key = _key_of(item)
+        shares = fixed.get(key)
+        if shares is None:
+            amounts = split_amount(item.amount, percents, r_index, places)
+            parts = [
+                (c.customer_id, pct, a)
+                for c, pct, a in zip(customers, percents, amounts, strict=True)
+            ]
+        else:
+            parts = [(s.customer_id, s.split_percent, s.amount) for s in shares]
+        for customer_id, pct, amount in parts:
+            if amount:
+                details.setdefault(customer_id, []).append(_detail(item, pct, amount))
+                sums[customer_id] = sums.get(customer_id, ZERO) + amount
+    for customer_id, rows in details.items():
+        per_customer.setdefault(customer_id, []).append((line, cutoff, rows, sums[customer_id]))
+
+
+def _key_of(item: Milestone | Transaction) -> ItemKey:
+    if isinstance(item, Milestone):
+        return (SourceType.MILESTONE, item.milestone_id)
+    return (SourceType.TRANSACTION, item.transaction_id)
 
 
 def plan_range(
@@ -464,19 +552,84 @@ def date_range(start: date, end: date) -> list[date]:
 
 
 def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> ContractState:
-    """The state implied by a contract's live invoices: how the store resumes (R13, R14)."""
+    """The state implied by a contract's invoices: how the store resumes (R13-R15).
+
+    ``invoices`` are every invoice of the contract, cancelled ones included (they hold the shares
+    that must go out again). An item's shares belong to its latest *generation*: the details from
+    the latest run date on which its details add up to its current amount (a full invoicing) on.
+    A share of that generation on no live invoice is open: it goes out again unchanged.
+    """
     invoiced: set[ItemKey] = set()
     nte_lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
     used: dict[str, Decimal] = {}
+    # item -> [(run date, live?, share)] over every invoice, cancelled ones included
+    history: dict[ItemKey, list[tuple[date, bool, Share]]] = {}
     for invoice in invoices:
-        if invoice.status is Status.CANCELLED:
-            continue
+        live = invoice.status is not Status.CANCELLED
         for line in invoice.lines:
             for detail in line.details:
-                invoiced.add((detail.source_type, detail.source_id))
-            if line.contract_line_id in nte_lines:
+                key = (detail.source_type, detail.source_id)
+                share = Share(
+                    invoice.customer_id,
+                    invoice.customer_name,
+                    detail.split_percent,
+                    detail.amount,
+                )
+                history.setdefault(key, []).append((invoice.invoice_date, live, share))
+                if live:
+                    invoiced.add(key)
+            if live and line.contract_line_id in nte_lines:
                 used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
-    return ContractState(frozenset(invoiced), used)
+    amounts = _item_amounts(contract, history.keys())
+    open_shares: dict[ItemKey, tuple[Share, ...]] = {}
+    for key, entries in history.items():
+        pending = _open_shares(entries, amounts.get(key))
+        if pending:
+            open_shares[key] = pending
+    return ContractState(frozenset(invoiced), used, open_shares)
+
+
+def _item_amounts(contract: Contract, keys: Iterable[ItemKey]) -> dict[ItemKey, Decimal]:
+    wanted = set(keys)
+    amounts: dict[ItemKey, Decimal] = {}
+    if not wanted:
+        return amounts
+    for m in contract.milestones:
+        key = (SourceType.MILESTONE, m.milestone_id)
+        if key in wanted:
+            amounts[key] = m.amount
+    for t in contract.transactions:
+        key = (SourceType.TRANSACTION, t.transaction_id)
+        if key in wanted:
+            amounts[key] = t.amount
+    return amounts
+
+
+def _open_shares(
+    entries: list[tuple[date, bool, Share]], amount: Decimal | None
+) -> tuple[Share, ...]:
+    """An item's shares of its latest generation that are on no live invoice."""
+    by_date: dict[date, Decimal] = {}
+    for day, _, share in entries:
+        by_date[day] = by_date.get(day, ZERO) + share.amount
+    full = [day for day, total in by_date.items() if total == amount]
+    start = max(full) if full else min(by_date)
+    latest: dict[str, tuple[date, bool, Share]] = {}
+    live_customers: set[str] = set()
+    for entry in entries:
+        day, live, share = entry
+        if day < start:
+            continue
+        if live:
+            live_customers.add(share.customer_id)
+        current = latest.get(share.customer_id)
+        if current is None or (day, live) > (current[0], current[1]):
+            latest[share.customer_id] = entry
+    return tuple(
+        share
+        for customer_id, (_, _, share) in sorted(latest.items())
+        if customer_id not in live_customers
+    )
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,9 +58,9 @@ from azure.core.exceptions import (
     ServiceRequestError,
 )
 
-from invoicing import engine
+from invoicing import catchup, engine
 from invoicing.engine import ContractPlan, ContractState, Invoice, LogEntry
-from invoicing.errors import InputRejected, Problem
+from invoicing.errors import BadRequest, InputRejected, Problem
 from invoicing.model import Contract, Outcome, Portfolio, SourceType, Status
 from invoicing.settings import Settings
 from invoicing.storage import codec
@@ -253,45 +253,68 @@ def import_portfolio(
     """
     locations = locations or {}
     with _leased(store, settings, "import"):
-        registry = dict(store.contracts())
+        rows = store.registry()
+        registry = {r["ContractId"]: int(r.get("Order") or 0) for r in rows}
+        unfinished = {r["ContractId"] for r in rows if r.get("Importing")}
         parts = _parallel(
             lambda c: store.load(c.contract_id), list(portfolio.contracts), workers, store
         )
         counts = {sheet: Counter(created=0, updated=0, unchanged=0, removed=0) for sheet in SHEETS}
         problems: list[Problem] = []
-        writes: list[tuple[Partition, list[Op], dict[str, Any] | None]] = []
+        writes: list[tuple[Partition, list[Op], list[dict[str, Any]] | None]] = []
         next_order = max(registry.values(), default=-1) + 1
-        new_registry: list[dict[str, Any]] = []
+        order_of: dict[str, int] = {}
         for contract, part in zip(portfolio.contracts, parts, strict=True):
             order = registry.get(contract.contract_id)
             if order is None:
                 order = next_order
                 next_order += 1
-                new_registry.append(
-                    {
-                        "PartitionKey": REGISTRY,
-                        "RowKey": encode_key(contract.contract_id),
-                        "ContractId": contract.contract_id,
-                        "Order": order,
-                    }
-                )
+            order_of[contract.contract_id] = order
             item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
             writes.append((part, item_ops, config))
         problems.extend(_moved_transactions(store, portfolio, parts, locations))
         if problems:
             raise InputRejected(problems, title="The upload changes invoiced items")
 
-        def write(entry: tuple[Partition, list[Op], dict[str, Any] | None]) -> None:
+        def write(entry: tuple[Partition, list[Op], list[dict[str, Any]] | None]) -> None:
             _, ops, config = entry
             if config is not None:  # last: the configuration lands after the items it bills
-                ops = [*ops, upsert_op(config)]
+                ops = [*ops, *(upsert_op(e) for e in config)]
             store.submit(store.table, ops, "import")
 
+        # S5a: every contract this upload writes is marked Importing before its first write and
+        # unmarked after the last, so a run never invoices a half-updated contract (it reports it)
+        # and a crash in between is named by audit until the upload is imported again.
+        touched = [
+            (contract, order_of[contract.contract_id])
+            for contract, (_, ops, config) in zip(portfolio.contracts, writes, strict=True)
+            if ops or config is not None or contract.contract_id in unfinished
+        ]
+        started = datetime.now().astimezone().isoformat(timespec="seconds")
+        store.submit(
+            store.globals,
+            [upsert_op(_registry_row(c.contract_id, o, importing=started)) for c, o in touched],
+            "import-begin",
+        )
         _parallel(write, writes, workers, store)
-        store.submit(store.globals, [upsert_op(e) for e in new_registry], "import-registry")
+        store.submit(
+            store.globals,
+            [upsert_op(_registry_row(c.contract_id, o)) for c, o in touched],
+            "import-end",
+        )
     return ImportResult(
         {sheet: dict(c) for sheet, c in counts.items()}, len(portfolio.contracts), tuple(warnings)
     )
+
+
+def _registry_row(contract_id: str, order: int, importing: str | None = None) -> dict[str, Any]:
+    return {
+        "PartitionKey": REGISTRY,
+        "RowKey": encode_key(contract_id),
+        "ContractId": contract_id,
+        "Order": order,
+        "Importing": importing,
+    }
 
 
 def _moved_transactions(
@@ -383,7 +406,7 @@ def _diff_contract(
     counts: dict[str, Counter[str]],
     problems: list[Problem],
     locations: Mapping[tuple[str, str, str], tuple[str, int]],
-) -> tuple[list[Op], dict[str, Any] | None]:
+) -> tuple[list[Op], list[dict[str, Any]] | None]:
     old = part.contract()
     old_views = _config_views(old)
     new_views = _config_views(contract)
@@ -466,9 +489,15 @@ def _diff_contract(
                     continue
                 counter["updated"] += 1
             ops.append(upsert_op(to_entity(pk, new)))
-    config = codec.config_entity(pk, contract, order)
-    if part.config is not None and _same_config(part.config, config):
+    config = codec.config_entities(pk, contract, order)
+    stored_config = part.config_entities()
+    if len(stored_config) == len(config) and all(
+        _same_config(a, b) for a, b in zip(stored_config, config, strict=True)
+    ):
         return ops, None
+    # parts the new configuration no longer needs go (the main entity's count ignores them anyway)
+    wanted = {e["RowKey"] for e in config}
+    ops.extend(delete_op(e) for e in stored_config if e["RowKey"] not in wanted)
     return ops, config
 
 
@@ -476,7 +505,7 @@ def _same_config(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     keys = {k for k in (*old, *new) if not k.startswith("_") and k not in ("Timestamp", "etag")}
     return all(
         codec.plain_int(old.get(k)) == codec.plain_int(new.get(k))
-        if k in ("Terms", "Order", "Parts")
+        if k in ("Terms", "Order", "Parts", "Entities")
         else old.get(k) == new.get(k)
         for k in keys
     )
@@ -519,7 +548,10 @@ class DateSummary:
 class RunSummary:
     dates: list[DateSummary] = field(default_factory=list)  # the dates run now, in order
     already_done: list[date] = field(default_factory=list)  # asked for, but completed before
-    missed: list[date] = field(default_factory=list)  # beyond INVOICE_CATCHUP_DAYS: not run
+    # never completed and out of the catch-up window (R19): named until someone runs them
+    missed: list[date] = field(default_factory=list)
+    # contracts not invoiced because their import never finished (S5a): their dates stay open
+    blocked: list[str] = field(default_factory=list)
     contracts: int = 0
     seconds: float = 0.0
 
@@ -540,6 +572,7 @@ class RunSummary:
             "dates_run": [d.as_dict() for d in self.dates],
             "already_done": [d.isoformat() for d in self.already_done],
             "missed": [d.isoformat() for d in self.missed],
+            "unfinished_imports": self.blocked,
             "contracts": self.contracts,
             "invoices_created": self.invoices,
             "amounts": {c: str(a) for c, a in self.amounts.items()},
@@ -566,8 +599,15 @@ class RunSummary:
             rows.append(f"already completed, not rerun: {_dates_text(self.already_done)}")
         if self.missed:
             rows.append(
-                f"missed, older than the catch-up window (INVOICE_CATCHUP_DAYS), not run: "
-                f"{_dates_text(self.missed)}"
+                f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
+                f"completed): {_dates_text(self.missed)}; run them with run --from A --to B"
+            )
+        if self.blocked:
+            rows.append(
+                f"not invoiced, their import never finished (import the workbook again): "
+                f"{', '.join(self.blocked[:20])}"
+                + (f" and {len(self.blocked) - 20} more" if len(self.blocked) > 20 else "")
+                + "; the dates run stay incomplete"
             )
         amounts = ", ".join(f"{c} {a}" for c, a in self.amounts.items()) or "nothing"
         rows.append(f"invoices created: {self.invoices}; amounts: {amounts}")
@@ -599,32 +639,23 @@ def today_in(settings: Settings, now: datetime | None = None) -> date:
 
 
 def choose_dates(
+    store: Store,
     ledger: Mapping[date, Mapping[str, Any]],
     settings: Settings,
-    today: date | None,
+    today: date,
     span: tuple[date, date] | None,
-) -> tuple[list[date], list[date], list[date]]:
-    """(dates to run in order, dates asked for but already completed, missed catch-up dates)."""
-    completed = {d for d, e in ledger.items() if e.get("State") == "completed"}
-    stuck = sorted(d for d, e in ledger.items() if e.get("State") != "completed")
-    missed: list[date] = []
-    if span is not None:
-        wanted = engine.date_range(span[0], span[1])
-    else:
-        target = today or today_in(settings)
-        last = max(completed) if completed else None
-        if last is None or last >= target:
-            wanted = [target]  # the very first run does D only (R19)
-        else:
-            gap = engine.date_range(last + timedelta(days=1), target)
-            if len(gap) > settings.catchup_days:
-                missed = gap[: -settings.catchup_days]
-                gap = gap[-settings.catchup_days :]
-            wanted = gap
-    # a started-but-not-completed date is always redone before later dates
-    stuck_before = [d for d in stuck if d < wanted[-1]]
-    dates = sorted(set(wanted) | set(stuck_before))
-    return [d for d in dates if d not in completed], [d for d in wanted if d in completed], missed
+) -> catchup.DateChoice:
+    """R19 over the store's ledger and first daily run (recorded by the first daily run)."""
+    first_daily = store.first_daily_run()
+    if first_daily is None and span is None:
+        first_daily = store.note_first_daily_run(today)  # the very first daily run: today only
+    return catchup.choose_dates(
+        {d: str(e.get("State")) for d, e in ledger.items()},
+        first_daily=first_daily,
+        today=today,
+        catchup_days=settings.catchup_days,
+        span=span,
+    )
 
 
 def run_daily(
@@ -635,16 +666,31 @@ def run_daily(
     *,
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
+    now: datetime | None = None,
 ) -> RunSummary:
-    """The daily run (R17-R19) under the lease: catch-up, or every date of ``span`` in order."""
+    """The daily run (R17-R19) under the lease: catch-up, or every date of ``span`` in order.
+
+    ``today`` makes it the daily run as if today were that date; a date after the real today
+    (``now``, default the clock, in INVOICE_TIMEZONE) is refused: a run invoices what happened.
+    """
     started_at = time.monotonic()
+    real_today = today_in(settings, now)
+    last = span[1] if span is not None else (today or real_today)
+    if last > real_today:
+        raise BadRequest(
+            f"run date {last} is after today ({real_today} in {settings.timezone}): a run "
+            "invoices what has happened, so a future date is refused (R19)"
+        )
     with _leased(store, settings, "run"):
-        dates, already, missed = choose_dates(store.ledger(), settings, today, span)
-        summary = RunSummary(already_done=already, missed=missed)
+        ledger = store.ledger()
+        choice = choose_dates(store, ledger, settings, today or real_today, span)
+        dates = list(choice.run)
+        _record_missed(store, ledger, choice.missed)
+        summary = RunSummary(already_done=list(choice.already_done), missed=list(choice.missed))
         if not dates:
             summary.seconds = time.monotonic() - started_at
             return summary
-        now = datetime.now().astimezone().isoformat(timespec="seconds")
+        now_text = datetime.now().astimezone().isoformat(timespec="seconds")
         store.submit(
             store.globals,
             [
@@ -652,15 +698,17 @@ def run_daily(
                     {
                         "PartitionKey": LEDGER,
                         "RowKey": d.isoformat(),
-                        "State": "started",
-                        "Started": now,
+                        "State": catchup.STARTED,
+                        "Started": now_text,
                     }
                 )
                 for d in dates
             ],
             "ledger-started",
         )
-        contracts = [cid for cid, _ in store.contracts()]
+        # S5a: a contract whose import did not finish is not invoiced; its dates stay incomplete
+        blocked = set(store.unfinished_imports())
+        contracts = [cid for cid, _ in store.contracts() if cid not in blocked]
         summary.contracts = len(contracts)
         per_contract: list[dict[date, dict[str, Any]]] = []
         for first in range(0, len(contracts), CONTRACTS_PER_ROUND):
@@ -671,14 +719,20 @@ def run_daily(
                 store, [inv for _, plans, _ in planned for p in plans for inv in p.invoices]
             )
             _parallel(lambda e: _write_plans(store, e[0], e[1]), planned, workers, store)
-            per_contract.extend(stats for _, _, stats in planned)
+            for contract_id, (_, _, stats) in zip(chunk, planned, strict=True):
+                if stats is None:
+                    blocked.add(contract_id)
+                else:
+                    per_contract.append(stats)
             if progress is not None:
                 progress(first + len(chunk), len(contracts))
+        summary.blocked = sorted(blocked)
         by_date = {d: DateSummary(d) for d in dates}
         for stats in per_contract:
             for d, s in stats.items():
                 by_date[d].add(s)
         finished = datetime.now().astimezone().isoformat(timespec="seconds")
+        state = catchup.INCOMPLETE if blocked else catchup.COMPLETED
         store.submit(
             store.globals,
             [
@@ -686,8 +740,8 @@ def run_daily(
                     {
                         "PartitionKey": LEDGER,
                         "RowKey": d.isoformat(),
-                        "State": "completed",
-                        "Started": now,
+                        "State": state,
+                        "Started": now_text,
                         "Completed": finished,
                         "Contracts": len(contracts),
                         "Invoices": s.invoices,
@@ -695,6 +749,7 @@ def run_daily(
                         "Skipped": s.skipped,
                         "InvoicedLines": s.invoiced_lines,
                         "Amounts": json.dumps({c: str(a) for c, a in sorted(s.amounts.items())}),
+                        "Blocked": json.dumps(sorted(blocked)[:100]) if blocked else None,
                     }
                 )
                 for d, s in by_date.items()
@@ -706,18 +761,39 @@ def run_daily(
     return summary
 
 
+def _record_missed(
+    store: Store, ledger: Mapping[date, Mapping[str, Any]], missed: Iterable[date]
+) -> None:
+    """R19: a Missed date gets a ledger entry saying so (it keeps its Started time if any)."""
+    ops = []
+    for d in missed:
+        entry = ledger.get(d)
+        if entry is not None and entry.get("State") == catchup.MISSED:
+            continue
+        row = {"PartitionKey": LEDGER, "RowKey": d.isoformat(), "State": catchup.MISSED}
+        if entry is not None and entry.get("Started"):
+            row["Started"] = entry["Started"]
+        ops.append(upsert_op(row))
+    store.submit(store.globals, ops, "ledger-missed")
+
+
 def _plan_contract(
     store: Store, contract_id: str, dates: list[date]
-) -> tuple[Partition, list[ContractPlan], dict[date, dict[str, Any]]]:
-    """Steps 2-3 of the commit protocol for one contract (see invoicing.storage.store)."""
+) -> tuple[Partition, list[ContractPlan], dict[date, dict[str, Any]] | None]:
+    """Steps 2-3 of the commit protocol for one contract (see invoicing.storage.store).
+
+    Stats are None for a contract that cannot be invoiced (no configuration: an import that
+    never finished), so that its dates stay incomplete."""
     part = store.load(contract_id)
     contract = part.contract()
     if contract is None:
         log.warning(
-            "contract %s has no configuration (an interrupted import?): skipped", contract_id
+            "contract %s has no configuration (an interrupted import?): not invoiced; "
+            "import its workbook again",
+            contract_id,
         )
-        return part, [], {}
-    state: ContractState = engine.state_from_invoices(contract, part.live_invoices())
+        return part, [], None
+    state: ContractState = engine.state_from_invoices(contract, part.committed_invoices())
     pending_dates = {h["InvoiceDate"] for h in part.headers.values() if h["Status"] == PENDING}
     stats: dict[date, dict[str, Any]] = {}
     plans: list[ContractPlan] = []
@@ -1083,10 +1159,27 @@ def audit(
     running = store.lease_state() == "leased"
     note = " (a run holds the lease now: it may still be working)" if running else ""
     for d, e in sorted(store.ledger().items()):
-        if e.get("State") != "completed":
+        state = e.get("State")
+        if state == catchup.MISSED:
+            violations.append(
+                f"run date {d} was missed: older than the catch-up window and never run; "
+                f"run it with run --from {d} --to {d} (R19)"
+            )
+        elif state == catchup.INCOMPLETE:
+            blocked = ", ".join(json.loads(e.get("Blocked") or "[]"))
+            violations.append(
+                f"run date {d} is incomplete: contracts {blocked} were not invoiced (their "
+                "import never finished); the next run redoes it (S5a)"
+            )
+        elif state != catchup.COMPLETED:
             violations.append(
                 f"run date {d} was started ({e.get('Started')}) but never completed{note}"
             )
+    for contract_id, since in sorted(store.unfinished_imports().items()):
+        violations.append(
+            f"contract {contract_id}: an import started at {since} never finished; runs do not "
+            "invoice it until its workbook is imported again (S5a)"
+        )
     index: dict[str, str] = {}
     for row in store.query(
         store.globals, "PartitionKey ge @lo and PartitionKey lt @hi", {"lo": "I", "hi": "J"}
@@ -1205,13 +1298,17 @@ def _audit_contract(
                     held_by.setdefault((d.source_type, d.source_id), {}).setdefault(
                         invoice_id, []
                     ).append(d.amount)
+    open_shares = engine.state_from_invoices(contract, part.committed_invoices()).open_shares
     for (kind, item_id), invoices in held_by.items():
-        dates = {part.headers[i]["InvoiceDate"] for i in invoices}
-        if len(dates) > 1:
-            found.append(
-                f"{kind.value} {item_id} ({contract_id}) is on live invoices of "
-                f"{len(dates)} runs: {', '.join(sorted(invoices))} (R13)"
-            )
+        by_customer: dict[str, list[str]] = {}
+        for invoice_id in invoices:
+            by_customer.setdefault(part.headers[invoice_id]["CustomerId"], []).append(invoice_id)
+        for customer_id, ids in sorted(by_customer.items()):
+            if len(ids) > 1:
+                found.append(
+                    f"{kind.value} {item_id} ({contract_id}): customer {customer_id}'s share is "
+                    f"on {len(ids)} live invoices: {', '.join(sorted(ids))} (R13)"
+                )
         if any(len(shares) > 1 for shares in invoices.values()):
             found.append(f"{kind.value} {item_id} ({contract_id}) is twice on one invoice (R13)")
         stored = (part.transactions if kind is SourceType.TRANSACTION else part.milestones).get(
@@ -1221,10 +1318,11 @@ def _audit_contract(
             found.append(f"{kind.value} {item_id} ({contract_id}) is invoiced but not stored")
             continue
         total = sum((a for shares in invoices.values() for a in shares), Decimal(0))
-        if len(dates) == 1 and total != Decimal(stored["Amount"]):
+        again = sum((s.amount for s in open_shares.get((kind, item_id), ())), Decimal(0))
+        if total + again != Decimal(stored["Amount"]):
             found.append(
-                f"{kind.value} {item_id} ({contract_id}): invoiced shares {total} differ from "
-                f"its amount {stored['Amount']} (R11, R13)"
+                f"{kind.value} {item_id} ({contract_id}): live shares {total} and shares to "
+                f"invoice again {again} differ from its amount {stored['Amount']} (R11, R13)"
             )
     for line in contract.lines:
         if (
@@ -1245,6 +1343,34 @@ def health(store: Store) -> bool:
         return True
     except AzureError:
         return False
+
+
+def health_report(store: Store) -> dict[str, Any]:
+    """H2's answer: storage reachable, and what needs someone (R19, S5a) while it is.
+
+    Missed and incomplete run dates and unfinished imports do not make the app unhealthy (it
+    still works: 200), but they are listed until someone fixes them."""
+    if not health(store):
+        return {"status": "unavailable", "storage": False}
+    try:
+        ledger = store.ledger()
+        imports = store.unfinished_imports()
+    except AzureError:
+        return {"status": "unavailable", "storage": False}
+    missed = sorted(d.isoformat() for d, e in ledger.items() if e.get("State") == catchup.MISSED)
+    incomplete = sorted(
+        d.isoformat()
+        for d, e in ledger.items()
+        if e.get("State") not in (catchup.MISSED, catchup.COMPLETED)
+    )
+    attention = bool(missed or incomplete or imports)
+    return {
+        "status": "attention" if attention else "ok",
+        "storage": True,
+        "missed_dates": missed,
+        "incomplete_dates": incomplete,
+        "unfinished_imports": sorted(imports),
+    }
 
 
 # =================================================================================================

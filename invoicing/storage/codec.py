@@ -44,6 +44,7 @@ _WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 # ---- row keys ----------------------------------------------------------------------------------
 # Contract partition (PartitionKey = encode_key(ContractId)), in RowKey order:
 #   C                          the contract's configuration (header, customers, lines, schedules)
+#   C:<n>                      further parts of a configuration too large for one entity
 #   D:<invoice>:<line>:<n>     invoice line details
 #   I:<invoice>                invoice headers
 #   L:<invoice>:<line>         invoice lines
@@ -52,6 +53,7 @@ _WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 #   T:<transaction>            transactions
 #   X:<YYYYMMDD>:<n>           the (contract, run date) RunLog, in parts
 CONFIG = "C"
+CONFIG_PART = "C:"  # C:0001, C:0002 ...: further parts of a large configuration
 
 
 def txn_key(transaction_id: str) -> str:
@@ -226,12 +228,18 @@ def _line(doc: dict[str, Any]) -> ContractLine:
     )
 
 
-def config_entity(pk: str, contract: Contract, order: int) -> dict[str, Any]:
+def config_entities(pk: str, contract: Contract, order: int) -> list[dict[str, Any]]:
+    """The contract's configuration as entities: ``C`` (the header and the first parts of the
+    JSON document) then ``C:0001``, ``C:0002`` ... as the document needs (L4: a configuration
+    of any size the workbook limits allow is stored in parts, never refused by the store)."""
     doc = {
         "customers": [_customer_doc(c) for c in contract.customers],
         "lines": [line_doc(line) for line in contract.lines],
     }
-    entity: dict[str, Any] = {
+    text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
+    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+    groups = [parts[i : i + MAX_PARTS] for i in range(0, len(parts), MAX_PARTS)]
+    head: dict[str, Any] = {
         "PartitionKey": pk,
         "RowKey": CONFIG,
         "ContractId": contract.contract_id,
@@ -239,17 +247,34 @@ def config_entity(pk: str, contract: Contract, order: int) -> dict[str, Any]:
         "Currency": contract.currency,
         "Terms": contract.payment_terms_days,
         "Order": order,
+        "Parts": len(groups[0]),
+        "Entities": len(groups),
     }
-    entity.update(pack(doc, f"the configuration of contract {contract.contract_id}"))
-    return entity
+    entities = [head]
+    for n, group in enumerate(groups):
+        target = head if n == 0 else {"PartitionKey": pk, "RowKey": config_part_key(n)}
+        target.update({f"P{i}": part for i, part in enumerate(group)})
+        if n:
+            target["Parts"] = len(group)
+            entities.append(target)
+    return entities
+
+
+def config_part_key(n: int) -> str:
+    return f"{CONFIG_PART}{n:04d}"
 
 
 def contract_from_entities(
     config: Mapping[str, Any],
     milestones: Iterable[Milestone] = (),
     transactions: Iterable[Transaction] = (),
+    config_parts: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Contract:
-    doc = unpack(config)
+    """The contract from its configuration entities (``config_parts``: RowKey -> entity of the
+    ``C:`` rows) and its items."""
+    count = plain_int(config.get("Entities")) or 1
+    chunks = [config] + [(config_parts or {})[config_part_key(n)] for n in range(1, count)]
+    doc = json.loads("".join(_joined(e) for e in chunks))
     return Contract(
         contract_id=config["ContractId"],
         name=config.get("Name") or "",
@@ -260,6 +285,11 @@ def contract_from_entities(
         transactions=tuple(transactions),
         payment_terms_days=plain_int(config.get("Terms")) or 0,
     )
+
+
+def _joined(entity: Mapping[str, Any]) -> str:
+    count = plain_int(entity.get("Parts")) or 0
+    return "".join(entity[f"P{i}"] for i in range(count))
 
 
 # ---- items -------------------------------------------------------------------------------------

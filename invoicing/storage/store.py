@@ -8,11 +8,15 @@ milestones ``M:``, invoice headers ``I:``, lines ``L:``, details ``D:``, per-(co
 commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
 
 * ``contracts`` / ``encode_key(ContractId)``: the registry of imported contracts (the run lists
-  it instead of scanning the big table);
+  it instead of scanning the big table); ``Importing`` is set on a contract's row before an
+  import's first write and cleared after its last, so a run never invoices a half-imported
+  contract (S5a);
 * ``ledger`` / ``YYYY-MM-DD``: the run ledger, one entry per run date (started, completed, counts,
   amounts: S6, R19);
 * ``counter`` / ``invoice-number``: the legal invoice number sequence (R16), with its pending
   assignment;
+* ``daily`` / ``first``: the date of the store's first daily run (R19: catch-up never reaches
+  before it);
 * ``I<YYYYMM>`` / ``InvoiceId``: the index InvoiceId -> ContractId, so GET, confirm and cancel by id
   need no scan.
 
@@ -87,6 +91,7 @@ REGISTRY = "contracts"
 LEDGER = "ledger"
 COUNTER_PK = "counter"
 COUNTER_RK = "invoice-number"
+DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
 
 Op = tuple[Any, ...]
 
@@ -109,6 +114,7 @@ class Partition:
 
     pk: str
     config: dict[str, Any] | None = None
+    config_parts: dict[str, dict[str, Any]] = field(default_factory=dict)
     transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     milestones: dict[str, dict[str, Any]] = field(default_factory=dict)
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,6 +128,8 @@ class Partition:
         kind = rk[:2]
         if rk == codec.CONFIG:
             self.config = e
+        elif kind == codec.CONFIG_PART:
+            self.config_parts[rk] = e
         elif kind == "T:":
             self.transactions[e["Id"]] = e
         elif kind == "M:":
@@ -144,7 +152,14 @@ class Partition:
             self.config,
             (codec.milestone_from(e) for e in self.milestones.values()),
             (codec.transaction_from(e) for e in self.transactions.values()),
+            self.config_parts,
         )
+
+    def config_entities(self) -> list[dict[str, Any]]:
+        """The stored configuration entities, ``C`` first (empty when there is none)."""
+        if self.config is None:
+            return []
+        return [self.config, *(self.config_parts[k] for k in sorted(self.config_parts))]
 
     def invoice(self, invoice_id: str) -> Invoice:
         return codec.invoice_from(
@@ -158,6 +173,11 @@ class Partition:
 
     def live_invoices(self) -> list[Invoice]:
         return [self.invoice(i) for i in self.live_ids()]
+
+    def committed_invoices(self) -> list[Invoice]:
+        """Live and cancelled invoices (not Pending): what the contract's state comes from."""
+        pending = codec.PENDING
+        return [self.invoice(i) for i, h in self.headers.items() if h.get("Status") != pending]
 
     def live_items(self) -> dict[tuple[SourceType, str], list[str]]:
         """Item -> the live invoices holding it (one per customer share of one run)."""
@@ -349,10 +369,33 @@ class Store:
 
     def contracts(self) -> list[tuple[str, int]]:
         """Every imported contract as (ContractId, Order), in import order."""
-        rows = self.query(self.globals, "PartitionKey eq @pk", {"pk": REGISTRY})
         return sorted(
-            ((r["ContractId"], int(r.get("Order") or 0)) for r in rows), key=lambda r: r[1]
+            ((r["ContractId"], int(r.get("Order") or 0)) for r in self.registry()),
+            key=lambda r: r[1],
         )
+
+    def registry(self) -> list[dict[str, Any]]:
+        """Registry rows: ContractId, Order, and ``Importing`` while its import is unfinished."""
+        return self.query(self.globals, "PartitionKey eq @pk", {"pk": REGISTRY})
+
+    def unfinished_imports(self) -> dict[str, str]:
+        """ContractId -> when its unfinished import started (S5a)."""
+        return {r["ContractId"]: r["Importing"] for r in self.registry() if r.get("Importing")}
+
+    def first_daily_run(self) -> date | None:
+        row = self.get(self.globals, DAILY_PK, FIRST_DAILY_RK)
+        return None if row is None else date.fromisoformat(row["Date"])
+
+    def note_first_daily_run(self, day: date) -> date:
+        """Record ``day`` as the store's first daily run unless one is recorded (R19)."""
+        with contextlib.suppress(ResourceExistsError):
+            self.create(
+                self.globals,
+                {"PartitionKey": DAILY_PK, "RowKey": FIRST_DAILY_RK, "Date": day.isoformat()},
+                "first-daily-run",
+            )
+        first = self.first_daily_run()
+        return day if first is None else first
 
     def ledger(self) -> dict[date, dict[str, Any]]:
         rows = self.query(self.globals, "PartitionKey eq @pk", {"pk": LEDGER})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,7 +13,7 @@ from invoicing.cli import main
 from invoicing.errors import InputRejected
 from invoicing.settings import Settings
 from tests.storage.portfolios import workbook
-from tests.support.workbooks import minimal_rows
+from tests.support.workbooks import Book, minimal_rows
 
 D = date.fromisoformat
 
@@ -243,3 +243,50 @@ def test_ledger_command_shows_one_line_per_run_date(store, storage_settings, mon
         ["2020-10-04", "completed"],
     ]
     assert "invoices      2" in lines[0] and "USD 7.50" in lines[0]
+
+
+def _big_schedule_book(name: str) -> Book:
+    """Four T&M lines with 4,000 explicit schedule rows each (16,000 in one contract)."""
+    book = minimal_rows()
+    book["InvoiceSchedule"] = book["InvoiceSchedule"][:1]
+    book["ContractLines"] = book["ContractLines"][:1]
+    book["Transactions"] = book["Transactions"][:1]
+    book["Milestones"] = book["Milestones"][:1]
+    start = D("2020-01-01")
+    for n in range(4):
+        line = f"L{n}"
+        book["ContractLines"].append(
+            [*("C1", line, f"{name} {n}", "Time and material"), *([None] * 7)]
+        )
+        for i in range(4000):
+            book["InvoiceSchedule"].append(["C1", line, start + timedelta(days=i), None])
+        book["Transactions"].append(
+            [f"BIG{n}", "C1", line, "Time", D("2020-01-05"), "w", None, None, None, 10, "Yes"]
+        )
+    book["Customers"][1][2] = name
+    return book
+
+
+@pytest.mark.parametrize("name", ["Work", "Ünïcødé wörk ✓"])
+def test_a_contract_with_16000_schedule_rows_previews_and_imports_alike(
+    store, storage_settings, name, tmp_path
+):
+    """R20, L4: a configuration too large for one entity is stored in parts."""
+    data = workbook(_big_schedule_book(name))
+    source = tmp_path / "big.xlsx"
+    source.write_bytes(data)
+    out = tmp_path / "p.xlsx"
+    assert main(["preview", str(source), "--date", "2020-01-06", "-o", str(out)]) == 0
+    services.import_workbook(store, data, storage_settings)
+    part = store.load("C1")
+    assert len(part.config_entities()) > 1
+    contract = part.contract()
+    assert contract is not None and contract.lines[0].name == f"{name} 0"
+    assert sum(len(line.schedule.rows) for line in contract.lines if line.schedule) == 16000
+    summary = services.run_daily(store, storage_settings, span=(D("2020-01-06"), D("2020-01-06")))
+    assert summary.invoices == 2  # K1 and K2, the four lines on one invoice each
+    # a smaller configuration later replaces it whole, leaving no stale part behind
+    small = minimal_rows()
+    services.import_workbook(store, workbook(small), storage_settings)
+    assert len(store.load("C1").config_entities()) == 1
+    assert services.audit(store, storage_settings) == []
