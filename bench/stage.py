@@ -216,9 +216,9 @@ def p4(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
 def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
     """Per contract, the operations ``import_portfolio`` submits into an empty store (items in
     milestone-then-transaction order, the configuration last), and the registry operations."""
-    from invoicing.storage import codec
+    from invoicing.storage import codec, rows
     from invoicing.storage.keys import encode_key
-    from invoicing.storage.store import REGISTRY, upsert_op
+    from invoicing.storage.store import upsert_op
 
     per_contract: list[list[tuple]] = []
     registry: list[tuple] = []
@@ -228,16 +228,7 @@ def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
         ops += [upsert_op(codec.transaction_entity(pk, t)) for t in contract.transactions]
         ops.extend(upsert_op(e) for e in codec.config_entities(pk, contract, order))
         per_contract.append(ops)
-        registry.append(
-            upsert_op(
-                {
-                    "PartitionKey": REGISTRY,
-                    "RowKey": encode_key(contract.contract_id),
-                    "ContractId": contract.contract_id,
-                    "Order": order,
-                }
-            )
-        )
+        registry.append(upsert_op(rows.registry_entity(contract.contract_id, order)))
     return per_contract, registry
 
 
@@ -304,12 +295,9 @@ def _run_ops(
     per contract its invoice rows, markers and run logs (in date order), and the globals (index
     entries, ledger). Built with the engine and the store's codec, as ``services`` builds them."""
     from invoicing import engine
-    from invoicing.engine import ContractPlan
-    from invoicing.model import Status
-    from invoicing.services import _marker
-    from invoicing.storage import codec
+    from invoicing.storage import codec, rows
     from invoicing.storage.keys import encode_key
-    from invoicing.storage.store import LEDGER, index_pk, upsert_op
+    from invoicing.storage.store import upsert_op
 
     plan = engine.plan_range(portfolio, RUN_DATES)
     invoices: dict[tuple[str, date], list] = {}
@@ -328,40 +316,31 @@ def _run_ops(
             key = (cid, run_date)
             if key not in invoices and key not in logs:
                 continue  # a date with no due line writes nothing
-            day_plan = ContractPlan(
-                cid, run_date, tuple(invoices.get(key, ())), tuple(logs.get(key, ())), None
-            )
-            log_entities = [
-                {
-                    "PartitionKey": pk,
-                    "RowKey": codec.log_key(run_date, n),
-                    "Date": run_date.isoformat(),
-                    **e,
-                }
-                for n, e in enumerate(
-                    codec.pack_chunks(codec.log_rows(day_plan.log), "the run log")
-                )
-            ]
-            rows: list[dict[str, Any]] = []
-            for inv in day_plan.invoices:
-                rows.extend(codec.invoice_entities(pk, inv, Status.DRAFT.value))
-                index.append(
-                    upsert_op(
-                        {
-                            "PartitionKey": index_pk(inv.invoice_id),
-                            "RowKey": encode_key(inv.invoice_id),
-                            "ContractId": inv.contract_id,
-                            "InvoiceDate": inv.invoice_date.isoformat(),
-                        }
-                    )
-                )
-            marker = _marker(pk, day_plan, len(log_entities))
-            ops.extend(upsert_op(e) for e in (*rows, marker, *log_entities))
+            day_invoices, day_log = invoices.get(key, []), logs.get(key, [])
+            log_entities = rows.log_entities(pk, run_date, day_log)
+            entities: list[dict[str, Any]] = []
+            for inv in day_invoices:
+                entities.extend(codec.invoice_entities(pk, inv, codec.DRAFT))
+                index.append(upsert_op(rows.index_entity(inv)))
+            marker = rows.marker_entity(pk, run_date, day_invoices, day_log, len(log_entities))
+            ops.extend(upsert_op(e) for e in (*entities, marker, *log_entities))
         per_contract.append((pk, ops))
     ledger = [
-        [upsert_op({"PartitionKey": LEDGER, "RowKey": d.isoformat(), "State": state})
-         for d in RUN_DATES]
-        for state in ("started", "completed")
+        [upsert_op(rows.ledger_started(d, "")) for d in RUN_DATES],
+        [
+            upsert_op(
+                rows.ledger_finished(
+                    d,
+                    state="completed",
+                    started="",
+                    finished="",
+                    contracts=len(portfolio.contracts),
+                    counts={},
+                    amounts={},
+                )
+            )
+            for d in RUN_DATES
+        ],
     ]
     return per_contract, index, ledger, len(plan.invoices)
 

@@ -22,14 +22,18 @@ from invoicing.model import (
     Contract,
     ContractLine,
     Customer,
+    Detail,
+    Invoice,
+    InvoiceLine,
     ItemKey,
+    LogEntry,
     Milestone,
     Outcome,
     Portfolio,
+    Share,
     SourceType,
     Status,
     Transaction,
-    TxnClass,
     rounding_index,
 )
 from invoicing.money import ZERO, minor_unit, split_amount
@@ -37,76 +41,6 @@ from invoicing.money import ZERO, minor_unit, split_amount
 UNIT_SEPARATOR = "\u001f"
 TRANSACTION = SourceType.TRANSACTION
 INVOICED, SKIPPED, HELD = Outcome.INVOICED, Outcome.SKIPPED, Outcome.HELD
-
-
-class Detail(NamedTuple):
-    """One item's share on one customer's invoice line (a named tuple: the engine makes one per
-    invoiced item and customer, so construction cost matters for P2)."""
-
-    source_type: SourceType
-    source_id: str
-    txn_class: TxnClass | None
-    date: date
-    description: str
-    quantity: Decimal | None
-    unit_price: Decimal | None
-    split_percent: Decimal
-    amount: Decimal
-
-
-class InvoiceLine(NamedTuple):
-    line_number: int
-    contract_line_id: str
-    line_name: str
-    billing_method: BillingMethod
-    cutoff: date | None  # T&M: the schedule row's cut-off; FP: none
-    amount: Decimal
-    details: tuple[Detail, ...]
-
-
-class Invoice(NamedTuple):
-    """A planned or stored invoice. Invoices, lines, details and log entries are named tuples:
-    immutable records like the dataclasses, and several times cheaper to build (P2)."""
-
-    invoice_id: str
-    contract_id: str
-    contract_name: str
-    customer_id: str
-    customer_name: str
-    invoice_date: date
-    due_date: date
-    currency: str
-    amount: Decimal
-    lines: tuple[InvoiceLine, ...]
-    status: Status = Status.DRAFT
-    invoice_number: str | None = None
-
-    def item_keys(self) -> Iterable[ItemKey]:
-        for line in self.lines:
-            for detail in line.details:
-                yield (detail.source_type, detail.source_id)
-
-
-class LogEntry(NamedTuple):
-    """One RunLog row (X4): a due line's outcome on a run date, or one held item."""
-
-    run_date: date
-    contract_id: str
-    line_id: str
-    outcome: Outcome
-    items: int
-    amount: Decimal
-    note: str
-    currency: str = ""  # the contract's, so the amount can be shown in its minor unit
-
-
-class Share(NamedTuple):
-    """One customer's part of one item (R13): fixed at the item's first invoicing."""
-
-    customer_id: str
-    customer_name: str
-    split_percent: Decimal
-    amount: Decimal
 
 
 @dataclass(frozen=True, slots=True)

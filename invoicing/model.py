@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from invoicing.schedule import Schedule
@@ -136,3 +136,73 @@ def rounding_index(customers: tuple[Customer, ...]) -> int:
         if customer.rounding:
             return i
     return 0
+
+
+# ---- what the engine plans and the store keeps ---------------------------------------------------
+
+
+class Detail(NamedTuple):
+    """One item's share on one customer's invoice line (a named tuple: the engine makes one per
+    invoiced item and customer, so construction cost matters for P2)."""
+
+    source_type: SourceType
+    source_id: str
+    txn_class: TxnClass | None
+    date: date
+    description: str
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    split_percent: Decimal
+    amount: Decimal
+
+
+class InvoiceLine(NamedTuple):
+    line_number: int
+    contract_line_id: str
+    line_name: str
+    billing_method: BillingMethod
+    cutoff: date | None  # T&M: the schedule row's cut-off; FP: none
+    amount: Decimal
+    details: tuple[Detail, ...]
+
+
+class Invoice(NamedTuple):
+    """A planned or stored invoice. Invoices, lines, details and log entries are named tuples:
+    immutable records like the dataclasses, and several times cheaper to build (P2)."""
+
+    invoice_id: str
+    contract_id: str
+    contract_name: str
+    customer_id: str
+    customer_name: str
+    invoice_date: date
+    due_date: date
+    currency: str
+    amount: Decimal
+    lines: tuple[InvoiceLine, ...]
+    status: Status = Status.DRAFT
+    invoice_number: str | None = None
+
+
+class LogEntry(NamedTuple):
+    """One RunLog row (X4): a due line's outcome on a run date, or one held item."""
+
+    run_date: date
+    contract_id: str
+    line_id: str
+    outcome: Outcome
+    items: int
+    amount: Decimal
+    note: str
+    currency: str = ""  # the contract's, so the amount can be shown in its minor unit
+
+
+class Share(NamedTuple):
+    """One customer's part of one item (R13): fixed at the item's first invoicing."""
+
+    customer_id: str
+    customer_name: str
+    split_percent: Decimal
+    amount: Decimal
+
+

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from invoicing.engine import Invoice, LogEntry, date_range, plan_range
+from invoicing.engine import date_range, plan_range
+from invoicing.model import Invoice, LogEntry
 from invoicing.settings import Settings
 from invoicing.workbook.reader import read_workbook
 from invoicing.workbook.writer import invoice_workbook_bytes

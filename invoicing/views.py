@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from invoicing.engine import Invoice
+from invoicing.model import Invoice
 
 
 def invoice_header(invoice: Invoice) -> dict[str, Any]:

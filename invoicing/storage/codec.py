@@ -19,12 +19,15 @@ from typing import Any
 from azure.data.tables import EdmType, EntityProperty
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE
 
-from invoicing.engine import Detail, Invoice, InvoiceLine, LogEntry
 from invoicing.model import (
     BillingMethod,
     Contract,
     ContractLine,
     Customer,
+    Detail,
+    Invoice,
+    InvoiceLine,
+    LogEntry,
     Milestone,
     Outcome,
     SourceType,
@@ -38,6 +41,7 @@ from invoicing.storage.keys import encode_key
 PART_CHARS = 30_000
 MAX_PARTS = 14  # 14 x 30,000 ASCII chars = 840 KB of UTF-16: under the 1 MiB entity limit
 PENDING = "Pending"  # an invoice header written but not yet committed (not live)
+DRAFT = Status.DRAFT.value
 LIVE = frozenset({Status.DRAFT.value, Status.CONFIRMED.value})
 _WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 
@@ -64,8 +68,45 @@ def milestone_key(milestone_id: str) -> str:
     return "M:" + encode_key(milestone_id)
 
 
-def item_key(kind: SourceType, item_id: str) -> str:
-    return txn_key(item_id) if kind is SourceType.TRANSACTION else milestone_key(item_id)
+TRANSACTION_KEYS = ("T:", "T;")  # the RowKey range of a partition's transactions
+
+
+def line_keys(invoice_id: str) -> tuple[str, str]:
+    """The RowKey range of one invoice's lines."""
+    key = encode_key(invoice_id)
+    return f"L:{key}:", f"L:{key};"
+
+
+def detail_keys(invoice_id: str) -> tuple[str, str]:
+    key = encode_key(invoice_id)
+    return f"D:{key}:", f"D:{key};"
+
+
+def is_pending(header: Mapping[str, Any]) -> bool:
+    """A header written but not committed: not live, its rows free to be planned again."""
+    return header.get("Status") == PENDING
+
+
+def header_status(header: Mapping[str, Any] | None) -> str | None:
+    return None if header is None else header.get("Status")
+
+
+def header_seq(header: Mapping[str, Any]) -> int | None:
+    """The confirmed invoice's place in the number series (R16)."""
+    return plain_int(header.get("Seq"))
+
+
+def confirmed(header: Mapping[str, Any], number: str, seq: int) -> dict[str, Any]:
+    """The header stamped Confirmed with its number."""
+    return {**header, "Status": Status.CONFIRMED.value, "Number": number, "Seq": int64(seq)}
+
+
+def cancelled(header: Mapping[str, Any]) -> dict[str, Any]:
+    return {**header, "Status": Status.CANCELLED.value}
+
+
+def is_header_key(row_key: str) -> bool:
+    return row_key.startswith("I:")
 
 
 def header_key(invoice_id: str) -> str:

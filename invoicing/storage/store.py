@@ -71,37 +71,23 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-from invoicing.engine import Invoice
-from invoicing.model import Contract, SourceType, Status
-from invoicing.storage import codec
+from invoicing.model import Contract, Invoice, SourceType
+from invoicing.storage import codec, rows
 from invoicing.storage.errors import WriteRefused
 from invoicing.storage.keys import encode_key
 from invoicing.storage.lease import Lease, lock_blob
 
 MAX_BATCH_OPS = 100
 MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
-REGISTRY = "contracts"
-LEDGER = "ledger"
-COUNTER_PK = "counter"
-COUNTER_RK = "invoice-number"
-DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
-
 Op = tuple[Any, ...]
-
-
-def index_pk(invoice_id: str) -> str | None:
-    """``I<YYYYMM>`` from ``INV-YYYYMMDD-...``; None when the id cannot be one of ours."""
-    parts = invoice_id.split("-")
-    if len(parts) < 3 or len(parts[-2]) != 8 or not parts[-2].isdigit():
-        return None
-    return "I" + parts[-2][:6]
 
 
 def entity_size(entity: Mapping[str, Any]) -> int:
@@ -189,6 +175,26 @@ class Partition:
                     holders.append(invoice_id)
         return out
 
+    def item_amount(self, kind: SourceType, item_id: str) -> Decimal | None:
+        """A stored transaction's or milestone's amount; None when it is not stored."""
+        rows_of = self.transactions if kind is SourceType.TRANSACTION else self.milestones
+        row = rows_of.get(item_id)
+        return None if row is None else Decimal(row["Amount"])
+
+    def pending_dates(self) -> set[date]:
+        """Run dates with uncommitted (Pending) invoice rows."""
+        return {codec.day(h["InvoiceDate"]) for h in self.headers.values() if codec.is_pending(h)}
+
+    def stale_rows(self, run_date: date, keep: set[str]) -> list[dict[str, Any]]:
+        """Rows of uncommitted (Pending) invoices of ``run_date`` whose RowKey is not in ``keep``
+        (the rows a new plan of that date rewrites)."""
+        stale: list[dict[str, Any]] = []
+        day = run_date.isoformat()
+        for invoice_id, header in self.headers.items():
+            if header.get("InvoiceDate") == day and codec.is_pending(header):
+                stale.extend(e for e in self.invoice_rows(invoice_id) if e["RowKey"] not in keep)
+        return stale
+
     def invoice_rows(self, invoice_id: str) -> list[dict[str, Any]]:
         """Details, lines, then the header: the safe deletion order."""
         rows = [*self.details.get(invoice_id, ()), *self.lines.get(invoice_id, ())]
@@ -210,7 +216,13 @@ class Store:
         self.service = TableServiceClient.from_connection_string(connection)
         self.table: TableClient = self.service.get_table_client(prefix)
         self.globals: TableClient = self.service.get_table_client(prefix + "globals")
-        self.blobs = BlobServiceClient.from_connection_string(connection)
+        # The blob SDK's default retry waits 15 s, then 18 s, ... (84 s to give up on a refused
+        # connection): far longer than a lease lives. A few short retries fit inside one.
+        self.blobs = BlobServiceClient.from_connection_string(
+            connection,
+            retry_policy=ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=3),
+            connection_timeout=10,
+        )
         self.lock_container = f"{prefix.lower()}-locks"
         self.lease: Lease | None = None
         # Test seam: called with a label before every write; raising simulates a crash there.
@@ -374,35 +386,88 @@ class Store:
             key=lambda r: r[1],
         )
 
+    def transaction_keys(self) -> list[tuple[str, str]]:
+        """(PartitionKey, RowKey) of every stored transaction: one keys-only scan."""
+        lo, hi = codec.TRANSACTION_KEYS
+        return [
+            (row["PartitionKey"], row["RowKey"])
+            for row in self.query(
+                self.table,
+                "RowKey ge @lo and RowKey lt @hi",
+                {"lo": lo, "hi": hi},
+                select=["PartitionKey", "RowKey"],
+            )
+        ]
+
+    def invoice_index(self) -> dict[str, str]:
+        """The whole invoice index: encoded InvoiceId -> ContractId."""
+        prefix = rows.INDEX_PREFIX
+        return {
+            row["RowKey"]: row["ContractId"]
+            for row in self.query(
+                self.globals,
+                "PartitionKey ge @lo and PartitionKey lt @hi",
+                {"lo": prefix, "hi": chr(ord(prefix) + 1)},
+            )
+        }
+
+    def invoice_entities(
+        self, contract_id: str, invoice_id: str
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]]:
+        """One invoice's header (None if absent), lines and details, by point and range reads."""
+        pk = encode_key(contract_id)
+        header = self.get(self.table, pk, codec.header_key(invoice_id))
+        if header is None:
+            return None, [], []
+        lines = self.partition_rows(pk, *codec.line_keys(invoice_id))
+        details = self.partition_rows(pk, *codec.detail_keys(invoice_id))
+        return header, lines, details
+
+    def header(self, contract_id: str, invoice_id: str) -> dict[str, Any] | None:
+        """One invoice header (with its ETag), by point read."""
+        return self.get(self.table, encode_key(contract_id), codec.header_key(invoice_id))
+
+    def counter_row(self) -> dict[str, Any] | None:
+        """The invoice-number counter as stored (None before the first confirm): one point read,
+        which is also how health (H2) checks that storage answers."""
+        return self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+
+    def counter(self) -> dict[str, Any]:
+        """The invoice-number counter, created (at 0) if missing."""
+        row = self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+        if row is not None:
+            return row
+        with contextlib.suppress(ResourceExistsError):  # another confirm created it first
+            self.create(self.globals, rows.counter_entity(0), "counter-create")
+        row = self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+        assert row is not None
+        return row
+
     def registry(self) -> list[dict[str, Any]]:
         """Registry rows: ContractId, Order, and ``Importing`` while its import is unfinished."""
-        return self.query(self.globals, "PartitionKey eq @pk", {"pk": REGISTRY})
+        return self.query(self.globals, "PartitionKey eq @pk", {"pk": rows.REGISTRY})
 
     def unfinished_imports(self) -> dict[str, str]:
         """ContractId -> when its unfinished import started (S5a)."""
         return {r["ContractId"]: r["Importing"] for r in self.registry() if r.get("Importing")}
 
     def first_daily_run(self) -> date | None:
-        row = self.get(self.globals, DAILY_PK, FIRST_DAILY_RK)
+        row = self.get(self.globals, rows.DAILY_PK, rows.FIRST_DAILY_RK)
         return None if row is None else date.fromisoformat(row["Date"])
 
     def note_first_daily_run(self, day: date) -> date:
         """Record ``day`` as the store's first daily run unless one is recorded (R19)."""
         with contextlib.suppress(ResourceExistsError):
-            self.create(
-                self.globals,
-                {"PartitionKey": DAILY_PK, "RowKey": FIRST_DAILY_RK, "Date": day.isoformat()},
-                "first-daily-run",
-            )
+            self.create(self.globals, rows.first_daily_entity(day), "first-daily-run")
         first = self.first_daily_run()
         return day if first is None else first
 
     def ledger(self) -> dict[date, dict[str, Any]]:
-        rows = self.query(self.globals, "PartitionKey eq @pk", {"pk": LEDGER})
-        return {date.fromisoformat(r["RowKey"]): r for r in rows}
+        found = self.query(self.globals, "PartitionKey eq @pk", {"pk": rows.LEDGER})
+        return {date.fromisoformat(r["RowKey"]): r for r in found}
 
     def index_lookup(self, invoice_id: str) -> str | None:
-        pk = index_pk(invoice_id)
+        pk = rows.index_pk(invoice_id)
         if pk is None:
             return None
         row = self.get(self.globals, pk, encode_key(invoice_id))
@@ -434,7 +499,3 @@ def delete_op(entity: Mapping[str, Any]) -> Op:
 
 def _clean(entity: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entity.items() if not k.startswith("_") and v is not None}
-
-
-def status_text(status: Status | str) -> str:
-    return status.value if isinstance(status, Status) else status

@@ -29,8 +29,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from invoicing.engine import Invoice, LogEntry
-from invoicing.model import BillingMethod, SourceType
+from invoicing.model import BillingMethod, Invoice, LogEntry, SourceType
 from invoicing.money import MINOR_UNITS, decimals_of
 from invoicing.workbook.safe import text_value
 

@@ -12,6 +12,7 @@ import pytest
 
 from invoicing import services
 from invoicing.cli import main
+from invoicing.cli.text import run_text
 from invoicing.errors import BadRequest
 from invoicing.model import Status
 from invoicing.settings import Settings
@@ -109,7 +110,7 @@ def test_dates_older_than_the_window_are_missed_named_everywhere_until_run(store
         D("2020-11-01") + timedelta(days=i) for i in range(10)
     ]
     assert summary.missed == missed
-    assert "missed" in summary.text() and "2020-10-02 .. 2020-10-31" in summary.text()
+    assert "missed" in run_text(summary) and "2020-10-02 .. 2020-10-31" in run_text(summary)
     ledger = {e["date"]: e["state"] for e in services.ledger_entries(store)}
     assert all(ledger[d.isoformat()] == "missed" for d in missed)
     report = services.health_report(store)
@@ -200,7 +201,7 @@ def test_a_run_after_an_import_failed_at_its_kth_write_never_bills_the_old_split
     assert all(c == "K2" or a == Decimal("5.00") for _, c, _, a in _invoices(store))
     if k - writes_before > 1:  # the upload had begun writing: the contract is held back
         assert summary.blocked == ["C1"] and summary.invoices == 0
-        assert "import never finished" in summary.text()
+        assert "import never finished" in run_text(summary)
         problems = services.audit(store, settings)
         assert any("C1: an import started" in p for p in problems)
         assert any("2020-10-03 is incomplete" in p for p in problems)

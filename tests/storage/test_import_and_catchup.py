@@ -10,6 +10,7 @@ import pytest
 
 from invoicing import services
 from invoicing.cli import main
+from invoicing.cli.text import run_text
 from invoicing.errors import InputRejected
 from invoicing.settings import Settings
 from tests.storage.portfolios import workbook
@@ -127,7 +128,7 @@ def test_catch_up_is_limited_to_INVOICE_CATCHUP_DAYS_and_reports_older_missed_da
     summary = services.run_daily(store, settings, today=D("2020-10-10"))
     assert run_dates(summary) == [D("2020-10-08"), D("2020-10-09"), D("2020-10-10")]
     assert summary.missed == [D(f"2020-10-0{d}") for d in range(2, 8)]
-    assert "missed" in summary.text()
+    assert "missed" in run_text(summary)
 
 
 def test_a_started_but_unfinished_date_is_redone_before_later_dates(store, storage_settings):

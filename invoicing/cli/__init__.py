@@ -92,51 +92,51 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-# ---- storage commands (implemented in invoicing.services) ----------------------------------
+# ---- storage commands (invoicing.cli.storage) ---------------------------------------------------
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_import(read_upload(args.workbook, settings), settings)
+    return storage.import_command(read_upload(args.workbook, settings), settings)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_run(args, settings, date_span(args, required=False))
+    return storage.run_command(bool(args.date), settings, date_span(args, required=False))
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
     start, end = requests.date_bounds(args.start, args.end, requests.CLI)
-    args.status = requests.parse_status(args.status, "--status")
-    return services.cli_export(args, settings, start, end)
+    status = requests.parse_status(args.status, "--status")
+    return storage.export_command(args.output, settings, start, end, status, args.contract)
 
 
 def cmd_confirm(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_confirm(args, settings)
+    return storage.confirm_command(args.ids, settings)
 
 
 def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_cancel(args, settings)
+    return storage.cancel_command(args.ids, settings)
 
 
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_ledger(args, settings)
+    return storage.ledger_command(settings)
 
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
-    from invoicing import services
+    from invoicing.cli import storage
 
-    return services.cli_audit(args, settings)
+    return storage.audit_command(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,74 @@
+"""Results as text for a person at a terminal (the CLI's output; JSON is ``as_dict``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from invoicing.services import ImportResult, RunSummary
+
+
+def import_text(result: ImportResult) -> str:
+    rows = [f"imported {result.contracts} contract(s)"]
+    for sheet, c in result.sheets.items():
+        rows.append(
+            f"  {sheet:<16} created {c['created']:>7,}  updated {c['updated']:>7,}  "
+            f"unchanged {c['unchanged']:>7,}"
+            + (f"  removed {c['removed']:,}" if c["removed"] else "")
+        )
+    return "\n".join(rows)
+
+
+def run_text(summary: RunSummary) -> str:
+    rows: list[str] = []
+    if summary.dates:
+        first, last = summary.dates[0].run_date, summary.dates[-1].run_date
+        span = f"{first} .. {last}" if len(summary.dates) > 1 else str(first)
+        rows.append(
+            f"ran {len(summary.dates)} date(s) ({span}) over {summary.contracts} contract(s) "
+            f"in {summary.seconds:.1f} s"
+        )
+    else:
+        rows.append("nothing to run")
+    if summary.already_done:
+        rows.append(f"already completed, not rerun: {dates_text(summary.already_done)}")
+    if summary.missed:
+        rows.append(
+            f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
+            f"completed): {dates_text(summary.missed)}; run them with run --from A --to B"
+        )
+    if summary.blocked:
+        more = len(summary.blocked) - 20
+        rows.append(
+            "not invoiced, their import never finished (import the workbook again): "
+            + ", ".join(summary.blocked[:20])
+            + (f" and {more} more" if more > 0 else "")
+            + "; the dates run stay incomplete"
+        )
+    amounts = ", ".join(f"{c} {a}" for c, a in summary.amounts.items()) or "nothing"
+    rows.append(f"invoices created: {summary.invoices}; amounts: {amounts}")
+    rows.append(f"held items: {summary.held}; skipped lines: {summary.skipped}")
+    for d in summary.dates:
+        if d.invoices or d.held or d.skipped:
+            amounts = ", ".join(f"{c} {a}" for c, a in sorted(d.amounts.items()))
+            rows.append(
+                f"  {d.run_date}  {d.invoices} invoice(s)  {amounts}"
+                + (f"  held {d.held}" if d.held else "")
+                + (f"  skipped {d.skipped} line(s)" if d.skipped else "")
+            )
+    return "\n".join(rows)
+
+
+def dates_text(days: list[date]) -> str:
+    if len(days) > 4:
+        return f"{days[0]} .. {days[-1]} ({len(days)} dates)"
+    return ", ".join(str(d) for d in days)
+
+
+def ledger_line(e: dict[str, Any]) -> str:
+    amounts = ", ".join(f"{cur} {amt}" for cur, amt in sorted(e["amounts"].items()))
+    return (
+        f"{e['date']}  {e['state']:<10}  contracts {e['contracts'] or 0:>6}  "
+        f"invoices {e['invoices'] or 0:>6}  held {e['held'] or 0:>4}  "
+        f"skipped {e['skipped_lines'] or 0:>5}  {amounts}"
+    )

@@ -1,0 +1,82 @@
+"""Storage-backed use cases (S5-S9, R15-R19), one module each; the CLI and the Functions handlers
+call them. Nothing here formats for a person (that is ``invoicing.cli.text``) or builds a table
+row (that is ``invoicing.storage``).
+
+=====================  ============================================================
+module                 use case
+=====================  ============================================================
+``common``             open the store, hold the run lease, fan out over threads
+``imports``            validate and import a workbook (S5, S5a)
+``runs``               the daily run: dates (R19), plan and commit (R17, R18), ledger (S6)
+``invoices``           read one invoice or a range of them (H7, H8, export)
+``lifecycle``          confirm and cancel, gap-free numbers (R15, R16)
+``audit``              the store's invariants, one function each (S7)
+``health``             storage reachable, and what needs someone (H2)
+=====================  ============================================================
+
+API::
+
+    store = open_store(settings)                      # StorageNotConfigured when unset
+    import_upload(data, settings)           -> ImportResult  (validates before opening the store)
+    import_workbook(store, data, settings)  -> ImportResult
+                                     (InputRejected, UploadRejected, LeaseHeld, LeaseLost)
+    run_daily(store, settings, today=None, span=None) -> RunSummary   (BadRequest, LeaseHeld ...)
+    confirm(store, settings, invoice_id)    -> Invoice          (NotFound, WrongState)
+    cancel(store, settings, invoice_id)     -> Invoice          (NotFound, WrongState)
+    list_invoices(store, start, end, status, contract) -> (invoices, log)
+    get_invoice(store, invoice_id)          -> Invoice          (NotFound)
+    ledger_entries(store)                   -> list[dict]       (S6, JSON-able)
+    audit(store)                            -> list[str]        (empty = passed)
+    health(store) -> bool;  health_report(store) -> dict        (H2)
+"""
+
+from __future__ import annotations
+
+from invoicing.services.audit import audit
+from invoicing.services.common import DEFAULT_WORKERS, Progress, open_store
+from invoicing.services.health import health, health_report
+from invoicing.services.imports import (
+    ImportResult,
+    import_portfolio,
+    import_upload,
+    import_workbook,
+)
+from invoicing.services.invoices import get_invoice, list_invoices
+from invoicing.services.lifecycle import cancel, confirm, format_number, settle_pending_number
+from invoicing.services.runs import DateSummary, RunSummary, ledger_entries, run_daily, today_in
+from invoicing.storage.errors import (
+    LeaseHeld,
+    LeaseLost,
+    NotFound,
+    StorageNotConfigured,
+    WrongState,
+)
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "DateSummary",
+    "ImportResult",
+    "LeaseHeld",
+    "LeaseLost",
+    "NotFound",
+    "Progress",
+    "RunSummary",
+    "StorageNotConfigured",
+    "WrongState",
+    "audit",
+    "cancel",
+    "confirm",
+    "format_number",
+    "get_invoice",
+    "health",
+    "health_report",
+    "import_portfolio",
+    "import_upload",
+    "import_workbook",
+    "ledger_entries",
+    "list_invoices",
+    "open_store",
+    "run_daily",
+    "settle_pending_number",
+    "today_in",
+]

@@ -1,0 +1,305 @@
+"""Audit (S7): the store's invariants, one small function each, problems returned as data.
+
+``STORE_CHECKS`` look at the store as a whole; ``CONTRACT_CHECKS`` at one contract's partition
+(read once per contract, checked, then dropped, so the audit's memory follows one contract).
+Every check returns sentences; an empty list from all of them means the audit passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from invoicing import catchup, engine
+from invoicing.model import Contract, Invoice, SourceType, Status
+from invoicing.services.common import DEFAULT_WORKERS, parallel
+from invoicing.services.lifecycle import settle_pending_number
+from invoicing.settings import Settings
+from invoicing.storage import codec, rows
+from invoicing.storage.keys import describe_key, encode_key
+from invoicing.storage.store import Partition, Store
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class ContractFacts:
+    """One contract's partition as the checks need it."""
+
+    contract_id: str
+    part: Partition
+    contract: Contract
+    index: Mapping[str, str]  # encoded InvoiceId -> ContractId (the whole invoice index)
+    note: str  # appended to "half-done" findings while a run holds the lease
+    invoices: dict[str, Invoice] = field(default_factory=dict)  # committed, by id
+
+
+def audit(
+    store: Store, settings: Settings | None = None, *, workers: int = DEFAULT_WORKERS
+) -> list[str]:
+    """Every violated invariant as a sentence; an empty list means the audit passed."""
+    settings = settings or Settings()
+    settle_pending_number(store, settings)
+    running = store.lease_state() == "leased"
+    note = " (a run holds the lease now: it may still be working)" if running else ""
+    violations = [v for check in STORE_CHECKS for v in check(store, note)]
+    index = store.invoice_index()
+
+    def one(contract_id: str) -> tuple[list[str], list[tuple[int, str]]]:
+        facts = _facts(store, contract_id, index, note)
+        if isinstance(facts, str):
+            return [facts], []
+        found = [v for check in CONTRACT_CHECKS for v in check(facts)]
+        return found, _numbers(facts)
+
+    results = parallel(one, [cid for cid, _ in store.contracts()], workers, store)
+    numbers: list[tuple[int, str]] = []
+    for found, seqs in results:
+        violations.extend(found)
+        numbers.extend(seqs)
+    violations.extend(_numbers_gap_free(numbers, rows.counter_last(store.counter())))
+    return violations
+
+
+def _facts(
+    store: Store, contract_id: str, index: Mapping[str, str], note: str
+) -> ContractFacts | str:
+    part = store.load(contract_id)
+    contract = part.contract()
+    if contract is None:
+        return f"contract {contract_id} is registered but has no configuration (interrupted import)"
+    facts = ContractFacts(contract_id, part, contract, index, note)
+    for invoice_id, header in part.headers.items():
+        if not codec.is_pending(header):
+            facts.invoices[invoice_id] = part.invoice(invoice_id)
+    return facts
+
+
+# ---- the store as a whole ----------------------------------------------------------------------
+
+
+def ledger_dates_finished(store: Store, note: str) -> list[str]:
+    """S6, R19, S5a: no run date started and never completed, incomplete, or Missed."""
+    found = []
+    for d, e in sorted(store.ledger().items()):
+        state = rows.ledger_state(e)
+        if state == catchup.MISSED:
+            found.append(
+                f"run date {d} was missed: older than the catch-up window and never run; "
+                f"run it with run --from {d} --to {d} (R19)"
+            )
+        elif state == catchup.INCOMPLETE:
+            blocked = ", ".join(rows.ledger_blocked(e))
+            found.append(
+                f"run date {d} is incomplete: contracts {blocked} were not invoiced (their "
+                "import never finished); the next run redoes it (S5a)"
+            )
+        elif state != catchup.COMPLETED:
+            found.append(f"run date {d} was started ({e.get('Started')}) but never completed{note}")
+    return found
+
+
+def imports_finished(store: Store, note: str) -> list[str]:
+    """S5a: no contract left marked Importing."""
+    return [
+        f"contract {contract_id}: an import started at {since} never finished; runs do not "
+        "invoice it until its workbook is imported again (S5a)"
+        for contract_id, since in sorted(store.unfinished_imports().items())
+    ]
+
+
+def transactions_in_one_contract(store: Store, note: str) -> list[str]:
+    """R13 across partitions: one TransactionId stored under two contracts could bill twice."""
+    owners: dict[str, list[str]] = {}
+    for pk, row_key in store.transaction_keys():
+        owners.setdefault(row_key, []).append(pk)
+    return [
+        f"transaction {describe_key(key[2:])} is stored under {len(pks)} contracts "
+        f"({', '.join(describe_key(p) for p in pks)}): it could be invoiced twice (R13)"
+        for key, pks in owners.items()
+        if len(pks) > 1
+    ]
+
+
+STORE_CHECKS: tuple[Callable[[Store, str], list[str]], ...] = (
+    ledger_dates_finished,
+    imports_finished,
+    transactions_in_one_contract,
+)
+
+
+def _numbers_gap_free(numbers: list[tuple[int, str]], counter_last: int) -> list[str]:
+    """R16: the confirmed invoices carry 1..N, each once, and the counter is at N."""
+    found = []
+    seen: dict[int, str] = {}
+    for seq, invoice_id in sorted(numbers):
+        if seq in seen:
+            found.append(f"invoice number {seq} is on both {seen[seq]} and {invoice_id} (R16)")
+        seen[seq] = invoice_id
+    missing = sorted(set(range(1, len(seen) + 1)) - set(seen))
+    if missing or (seen and max(seen) != len(seen)):
+        found.append(
+            f"invoice numbers are not gap-free: {len(seen)} confirmed invoice(s), "
+            f"numbers missing: {missing[:10]}, highest {max(seen, default=0)} (R16)"
+        )
+    if counter_last != len(seen):
+        found.append(
+            f"the invoice number counter is at {counter_last} but {len(seen)} number(s) "
+            "are on confirmed invoices (R16)"
+        )
+    return found
+
+
+# ---- one contract ------------------------------------------------------------------------------
+
+
+def _where(facts: ContractFacts, invoice_id: str) -> str:
+    return f"invoice {invoice_id} ({facts.contract_id})"
+
+
+def no_pending_invoice(facts: ContractFacts) -> list[str]:
+    """R17: no run left a (contract, date) half-written."""
+    return [
+        f"{_where(facts, invoice_id)} is Pending: the run of {header.get('InvoiceDate')} is "
+        f"half-done{facts.note}"
+        for invoice_id, header in facts.part.headers.items()
+        if codec.is_pending(header)
+    ]
+
+
+def invoices_committed_and_indexed(facts: ContractFacts) -> list[str]:
+    """Every committed invoice has its date's commit marker and its index entry."""
+    found = []
+    for invoice_id, inv in facts.invoices.items():
+        if inv.invoice_date not in facts.part.markers:
+            found.append(
+                f"{_where(facts, invoice_id)} is {inv.status.value} but its run date has no "
+                "commit marker"
+            )
+        if facts.index.get(encode_key(invoice_id)) != facts.contract_id:
+            found.append(f"{_where(facts, invoice_id)} is missing from the invoice index")
+    return found
+
+
+def invoice_sums(facts: ContractFacts) -> list[str]:
+    """R12: invoice = Σ lines, line = Σ details, and the stored counts match the rows."""
+    found = []
+    for invoice_id, inv in facts.invoices.items():
+        where = _where(facts, invoice_id)
+        header = facts.part.headers[invoice_id]
+        if inv.amount != sum((line.amount for line in inv.lines), ZERO):
+            found.append(f"{where}: amount {inv.amount} is not the sum of its lines (R12)")
+        if codec.plain_int(header.get("LineCount")) != len(inv.lines):
+            found.append(
+                f"{where}: {len(inv.lines)} line row(s), header says {header.get('LineCount')}"
+            )
+        line_rows = sorted(
+            facts.part.lines.get(invoice_id, ()), key=lambda e: int(e["LineNumber"])
+        )
+        for line, row in zip(inv.lines, line_rows, strict=False):
+            if line.amount != sum((d.amount for d in line.details), ZERO):
+                found.append(
+                    f"{where} line {line.line_number}: amount {line.amount} is not the sum "
+                    "of its details (R12)"
+                )
+            if codec.plain_int(row.get("DetailCount")) != len(line.details):
+                found.append(
+                    f"{where} line {line.line_number}: {len(line.details)} detail row(s), "
+                    f"line says {row.get('DetailCount')}"
+                )
+    return found
+
+
+def numbers_only_on_confirmed(facts: ContractFacts) -> list[str]:
+    """R16: a confirmed invoice has a number; nothing else has one."""
+    found = []
+    for invoice_id, inv in facts.invoices.items():
+        header = facts.part.headers[invoice_id]
+        if inv.status is Status.CONFIRMED:
+            if codec.header_seq(header) is None or not header.get("Number"):
+                found.append(
+                    f"{_where(facts, invoice_id)} is Confirmed without an invoice number (R16)"
+                )
+        elif header.get("Number") or header.get("Seq") is not None:
+            found.append(
+                f"{_where(facts, invoice_id)} is {inv.status.value} but has invoice number "
+                f"{header.get('Number')} (R16)"
+            )
+    return found
+
+
+def shares_invoiced_once(facts: ContractFacts) -> list[str]:
+    """R11, R13: each customer's share of an item is on at most one live invoice, and an item's
+    live shares plus the shares waiting to go out again add up to its amount."""
+    found = []
+    cid = facts.contract_id
+    held_by: dict[tuple[SourceType, str], dict[str, list[Decimal]]] = {}
+    for invoice_id, inv in facts.invoices.items():
+        if inv.status is Status.CANCELLED:
+            continue
+        for line in inv.lines:
+            for d in line.details:
+                held_by.setdefault((d.source_type, d.source_id), {}).setdefault(
+                    invoice_id, []
+                ).append(d.amount)
+    open_shares = engine.state_from_invoices(facts.contract, facts.invoices.values()).open_shares
+    for (kind, item_id), invoices in held_by.items():
+        by_customer: dict[str, list[str]] = {}
+        for invoice_id in invoices:
+            by_customer.setdefault(facts.invoices[invoice_id].customer_id, []).append(invoice_id)
+        for customer_id, ids in sorted(by_customer.items()):
+            if len(ids) > 1:
+                found.append(
+                    f"{kind.value} {item_id} ({cid}): customer {customer_id}'s share is "
+                    f"on {len(ids)} live invoices: {', '.join(sorted(ids))} (R13)"
+                )
+        if any(len(shares) > 1 for shares in invoices.values()):
+            found.append(f"{kind.value} {item_id} ({cid}) is twice on one invoice (R13)")
+        stored = facts.part.item_amount(kind, item_id)
+        if stored is None:
+            found.append(f"{kind.value} {item_id} ({cid}) is invoiced but not stored")
+            continue
+        total = sum((a for shares in invoices.values() for a in shares), ZERO)
+        again = sum((s.amount for s in open_shares.get((kind, item_id), ())), ZERO)
+        if total + again != stored:
+            found.append(
+                f"{kind.value} {item_id} ({cid}): live shares {total} and shares to "
+                f"invoice again {again} differ from its amount {stored} (R11, R13)"
+            )
+    return found
+
+
+def not_to_exceed_kept(facts: ContractFacts) -> list[str]:
+    """R14: live invoices never total more than a line's not-to-exceed."""
+    used: dict[str, Decimal] = {}
+    for inv in facts.invoices.values():
+        if inv.status is Status.CANCELLED:
+            continue
+        for line in inv.lines:
+            used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
+    return [
+        f"line {line.line_id} of {facts.contract_id}: live invoices total "
+        f"{used[line.line_id]}, past its not-to-exceed {line.not_to_exceed} (R14)"
+        for line in facts.contract.lines
+        if line.not_to_exceed is not None and used.get(line.line_id, ZERO) > line.not_to_exceed
+    ]
+
+
+CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
+    no_pending_invoice,
+    invoices_committed_and_indexed,
+    invoice_sums,
+    numbers_only_on_confirmed,
+    shares_invoiced_once,
+    not_to_exceed_kept,
+)
+
+
+def _numbers(facts: ContractFacts) -> list[tuple[int, str]]:
+    numbers = []
+    for invoice_id, inv in facts.invoices.items():
+        seq = codec.header_seq(facts.part.headers[invoice_id])
+        if inv.status is Status.CONFIRMED and seq is not None:
+            numbers.append((seq, invoice_id))
+    return numbers

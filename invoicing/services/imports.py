@@ -1,0 +1,342 @@
+"""Import (S5, S5a): validate a workbook like preview does, then upsert it under the lease."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from invoicing import engine
+from invoicing.errors import InputRejected, Problem
+from invoicing.model import Contract, Portfolio, SourceType
+from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
+from invoicing.settings import Settings
+from invoicing.storage import codec, rows
+from invoicing.storage.keys import describe_key, encode_key
+from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
+
+SHEETS = (
+    "Contracts",
+    "Customers",
+    "ContractLines",
+    "InvoiceSchedule",
+    "Milestones",
+    "Transactions",
+)
+
+
+@dataclass
+class ImportResult:
+    """Counts per sheet: created / updated / unchanged / removed (removed: configuration rows of an
+    imported contract that the upload no longer has; items are never removed)."""
+
+    sheets: dict[str, dict[str, int]]
+    contracts: int
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sheets": self.sheets, "contracts": self.contracts, "warnings": list(self.warnings)}
+
+
+def import_workbook(
+    store: Store, data: bytes, settings: Settings, *, workers: int = DEFAULT_WORKERS
+) -> ImportResult:
+    """Validate ``data`` like preview does, then upsert it (S5); nothing written on any error."""
+    from invoicing.workbook.reader import read_workbook
+
+    read = read_workbook(data, settings=settings)
+    return import_portfolio(
+        store,
+        read.portfolio,
+        settings,
+        locations=read.locations,
+        warnings=read.warnings,
+        workers=workers,
+    )
+
+
+def import_upload(data: bytes, settings: Settings) -> ImportResult:
+    """Validate first, then open the store and import: a bad upload is answered as such (4xx,
+    exit 2) even while storage is down or unconfigured."""
+    from invoicing.workbook.reader import read_workbook
+
+    read = read_workbook(data, settings=settings)
+    return import_portfolio(
+        open_store(settings),
+        read.portfolio,
+        settings,
+        locations=read.locations,
+        warnings=read.warnings,
+    )
+
+
+def import_portfolio(
+    store: Store,
+    portfolio: Portfolio,
+    settings: Settings,
+    *,
+    locations: Mapping[tuple[str, str, str], tuple[str, int]] | None = None,
+    warnings: Iterable[str] = (),
+    workers: int = DEFAULT_WORKERS,
+) -> ImportResult:
+    """Import a validated portfolio under the lease.
+
+    A contract in the upload replaces its own configuration (name, currency, terms, customers,
+    lines, schedules) as one entity, atomically, so splits never mix two uploads. Lines, customers
+    and schedule rows it no longer has are gone from the configuration (counted as removed); their
+    stored items stay but are no longer invoiced while their line is absent. Items are upserted by
+    natural key and never deleted. An item on a live invoice that the upload changes is an error,
+    as is a new currency for a contract with live invoices; any error rejects the whole upload.
+    """
+    locations = locations or {}
+    with leased(store, settings, "import"):
+        registry_rows = store.registry()
+        registry = {r["ContractId"]: int(r.get("Order") or 0) for r in registry_rows}
+        unfinished = {r["ContractId"] for r in registry_rows if r.get("Importing")}
+        parts = parallel(
+            lambda c: store.load(c.contract_id), list(portfolio.contracts), workers, store
+        )
+        counts = {sheet: Counter(created=0, updated=0, unchanged=0, removed=0) for sheet in SHEETS}
+        problems: list[Problem] = []
+        writes: list[tuple[Partition, list[Op], list[dict[str, Any]] | None]] = []
+        next_order = max(registry.values(), default=-1) + 1
+        order_of: dict[str, int] = {}
+        for contract, part in zip(portfolio.contracts, parts, strict=True):
+            order = registry.get(contract.contract_id)
+            if order is None:
+                order = next_order
+                next_order += 1
+            order_of[contract.contract_id] = order
+            item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
+            writes.append((part, item_ops, config))
+        problems.extend(_moved_transactions(store, portfolio, parts, locations))
+        if problems:
+            raise InputRejected(problems, title="The upload changes invoiced items")
+
+        def write(entry: tuple[Partition, list[Op], list[dict[str, Any]] | None]) -> None:
+            _, ops, config = entry
+            if config is not None:  # last: the configuration lands after the items it bills
+                ops = [*ops, *(upsert_op(e) for e in config)]
+            store.submit(store.table, ops, "import")
+
+        # S5a: every contract this upload writes is marked Importing before its first write and
+        # unmarked after the last, so a run never invoices a half-updated contract (it reports it)
+        # and a crash in between is named by audit until the upload is imported again.
+        touched = [
+            (contract, order_of[contract.contract_id])
+            for contract, (_, ops, config) in zip(portfolio.contracts, writes, strict=True)
+            if ops or config is not None or contract.contract_id in unfinished
+        ]
+        started = now_text()
+        store.submit(
+            store.globals,
+            [
+                upsert_op(rows.registry_entity(c.contract_id, o, importing=started))
+                for c, o in touched
+            ],
+            "import-begin",
+        )
+        parallel(write, writes, workers, store)
+        store.submit(
+            store.globals,
+            [upsert_op(rows.registry_entity(c.contract_id, o)) for c, o in touched],
+            "import-end",
+        )
+    return ImportResult(
+        {sheet: dict(c) for sheet, c in counts.items()}, len(portfolio.contracts), tuple(warnings)
+    )
+
+
+def _moved_transactions(
+    store: Store,
+    portfolio: Portfolio,
+    parts: Sequence[Partition],
+    locations: Mapping[tuple[str, str, str], tuple[str, int]],
+) -> list[Problem]:
+    """W9 across uploads: a TransactionId is unique in the whole store, not only in one workbook.
+
+    Items are never deleted, so a transaction moved to another contract would exist twice and be
+    invoiced twice (R13). Only ids new to their contract need looking up; when there are any, one
+    keys-only scan of the stored transactions finds their owners.
+    """
+    new_ids: dict[str, tuple[str, str]] = {}  # row key -> (contract id, transaction id)
+    for contract, part in zip(portfolio.contracts, parts, strict=True):
+        for t in contract.transactions:
+            if t.transaction_id not in part.transactions:
+                new_ids[codec.txn_key(t.transaction_id)] = (contract.contract_id, t.transaction_id)
+    if not new_ids:
+        return []
+    owners: dict[str, str] = {}
+    for pk, row_key in store.transaction_keys():
+        wanted = new_ids.get(row_key)
+        if wanted is not None and pk != encode_key(wanted[0]):
+            owners[row_key] = describe_key(pk)
+    problems = []
+    for key, owner in owners.items():
+        contract_id, transaction_id = new_ids[key]
+        sheet, row = locations.get(
+            (contract_id, SourceType.TRANSACTION.value, transaction_id), ("Transactions", 0)
+        )
+        problems.append(
+            Problem(
+                sheet,
+                f"A{row}" if row else "",
+                f"transaction {transaction_id} is already stored under contract {owner}; "
+                "a TransactionId is unique across contracts and cannot move",
+            )
+        )
+    return problems
+
+
+def _count(counter: Counter[str], old: Mapping[Any, Any], new: Mapping[Any, Any]) -> None:
+    for key, value in new.items():
+        if key not in old:
+            counter["created"] += 1
+        elif old[key] != value:
+            counter["updated"] += 1
+        else:
+            counter["unchanged"] += 1
+    counter["removed"] += sum(1 for key in old if key not in new)
+
+
+def _config_views(
+    contract: Contract | None,
+) -> tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], dict[Any, Any]]:
+    """(Contracts, Customers, ContractLines, InvoiceSchedule) rows of a contract, by natural key."""
+    if contract is None:
+        return {}, {}, {}, {}
+    head = {contract.contract_id: (contract.name, contract.currency, contract.payment_terms_days)}
+    customers: dict[Any, Any] = {}
+    for c in contract.customers:
+        customers[("", c.customer_id)] = (c.name, c.split_percent, c.rounding)
+    lines: dict[Any, Any] = {}
+    schedule: dict[Any, Any] = {}
+    for line in contract.lines:
+        for c in line.customers:
+            customers[(line.line_id, c.customer_id)] = (c.name, c.split_percent, c.rounding)
+        doc = codec.line_doc(line)
+        doc["customers"] = None
+        if doc["schedule"] and doc["schedule"]["k"] == "x":
+            for run_date, cutoff in doc["schedule"]["rows"]:
+                schedule[(line.line_id, run_date)] = cutoff
+            doc["schedule"] = "explicit"
+        lines[line.line_id] = repr(doc)
+    return head, customers, lines, schedule
+
+
+def _diff_contract(
+    contract: Contract,
+    part: Partition,
+    order: int,
+    counts: dict[str, Counter[str]],
+    problems: list[Problem],
+    locations: Mapping[tuple[str, str, str], tuple[str, int]],
+) -> tuple[list[Op], list[dict[str, Any]] | None]:
+    old = part.contract()
+    old_views = _config_views(old)
+    new_views = _config_views(contract)
+    for sheet, o, n in zip(SHEETS[:4], old_views, new_views, strict=True):
+        _count(counts[sheet], o, n)
+    live = part.live_items()
+    stored_items = bool(part.transactions or part.milestones)
+    if old is not None and old.currency != contract.currency and stored_items:
+        # Stored amounts were entered in the old currency: reading them in another one is wrong.
+        sheet, row = locations.get(
+            (contract.contract_id, "Contract", contract.contract_id), ("Contracts", 0)
+        )
+        problems.append(
+            Problem(
+                sheet,
+                f"A{row}" if row else "",
+                f"contract {contract.contract_id} has stored items in {old.currency}; "
+                f"its currency cannot change to {contract.currency}",
+            )
+        )
+    used = engine.state_from_invoices(contract, part.live_invoices()).nte_used
+    for line in contract.lines:
+        limit = line.not_to_exceed
+        if limit is not None and used.get(line.line_id, Decimal(0)) > limit:
+            sheet, row = locations.get(
+                (contract.contract_id, "Line", line.line_id), ("ContractLines", 0)
+            )
+            problems.append(
+                Problem(
+                    sheet,
+                    f"A{row}" if row else "",
+                    f"NotToExceed {limit} of line {line.line_id} is below the "
+                    f"{used[line.line_id]} already on live invoices; cancel drafts first",
+                )
+            )
+    pk = part.pk
+    ops: list[Op] = []
+    kinds: tuple[tuple[SourceType, str, Sequence[Any], Mapping[str, Any], Any, Any], ...] = (
+        (
+            SourceType.MILESTONE,
+            "Milestones",
+            contract.milestones,
+            part.milestones,
+            codec.milestone_from,
+            codec.milestone_entity,
+        ),
+        (
+            SourceType.TRANSACTION,
+            "Transactions",
+            contract.transactions,
+            part.transactions,
+            codec.transaction_from,
+            codec.transaction_entity,
+        ),
+    )
+    for kind, sheet_name, items, stored_rows, from_row, to_entity in kinds:
+        counter = counts[sheet_name]
+        for new in items:
+            item_id = new.milestone_id if kind is SourceType.MILESTONE else new.transaction_id
+            stored = stored_rows.get(item_id)
+            if stored is None:
+                counter["created"] += 1
+            elif from_row(stored) == new:
+                counter["unchanged"] += 1
+                continue
+            else:
+                holders = live.get((kind, item_id))
+                if holders:
+                    sheet, row = locations.get(
+                        (contract.contract_id, kind.value, item_id), (sheet_name, 0)
+                    )
+                    problems.append(
+                        Problem(
+                            sheet,
+                            f"A{row}" if row else "",
+                            f"{kind.value} {item_id} is on invoice {' and '.join(holders)}; "
+                            "cancel the draft first",
+                        )
+                    )
+                    continue
+                counter["updated"] += 1
+            ops.append(upsert_op(to_entity(pk, new)))
+    config = codec.config_entities(pk, contract, order)
+    stored_config = part.config_entities()
+    if len(stored_config) == len(config) and all(
+        _same_config(a, b) for a, b in zip(stored_config, config, strict=True)
+    ):
+        return ops, None
+    # parts the new configuration no longer needs go (the main entity's count ignores them anyway)
+    wanted = {e["RowKey"] for e in config}
+    ops.extend(delete_op(e) for e in stored_config if e["RowKey"] not in wanted)
+    return ops, config
+
+
+def _same_config(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    keys = {k for k in (*old, *new) if not k.startswith("_") and k not in ("Timestamp", "etag")}
+    return all(
+        codec.plain_int(old.get(k)) == codec.plain_int(new.get(k))
+        if k in ("Terms", "Order", "Parts", "Entities")
+        else old.get(k) == new.get(k)
+        for k in keys
+    )
+
+
+# =================================================================================================
+# The daily run (R17-R19, S6)

@@ -1,0 +1,351 @@
+"""The daily run (R17-R19, S5a, S6): which dates, then per contract plan and commit.
+
+The crash-safe commit protocol is described in ``invoicing.storage.store``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from invoicing import catchup, engine
+from invoicing.engine import ContractPlan, ContractState
+from invoicing.errors import BadRequest
+from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_text, parallel
+from invoicing.settings import Settings
+from invoicing.storage import codec, rows
+from invoicing.storage.store import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_OPS,
+    Op,
+    Partition,
+    Store,
+    delete_op,
+    entity_size,
+    upsert_op,
+)
+
+log = logging.getLogger("invoicing.services")
+CONTRACTS_PER_ROUND = 100  # contracts planned (held in memory) and indexed together
+
+
+@dataclass
+class DateSummary:
+    run_date: date
+    invoices: int = 0
+    amounts: dict[str, Decimal] = field(default_factory=dict)
+    held: int = 0
+    skipped: int = 0
+    invoiced_lines: int = 0
+
+    def add(self, marker: Mapping[str, Any]) -> None:
+        counts, amounts = rows.marker_counts(marker)
+        self.invoices += counts["Invoices"]
+        self.held += counts["Held"]
+        self.skipped += counts["Skipped"]
+        self.invoiced_lines += counts["InvoicedLines"]
+        for currency, amount in amounts.items():
+            self.amounts[currency] = self.amounts.get(currency, Decimal(0)) + amount
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "Invoices": self.invoices,
+            "Held": self.held,
+            "Skipped": self.skipped,
+            "InvoicedLines": self.invoiced_lines,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "date": self.run_date.isoformat(),
+            "invoices": self.invoices,
+            "amounts": {c: str(a) for c, a in sorted(self.amounts.items())},
+            "held": self.held,
+            "skipped_lines": self.skipped,
+            "invoiced_lines": self.invoiced_lines,
+        }
+
+
+@dataclass
+class RunSummary:
+    dates: list[DateSummary] = field(default_factory=list)  # the dates run now, in order
+    already_done: list[date] = field(default_factory=list)  # asked for, but completed before
+    # never completed and out of the catch-up window (R19): named until someone runs them
+    missed: list[date] = field(default_factory=list)
+    # contracts not invoiced because their import never finished (S5a): their dates stay open
+    blocked: list[str] = field(default_factory=list)
+    contracts: int = 0
+    seconds: float = 0.0
+
+    @property
+    def invoices(self) -> int:
+        return sum(d.invoices for d in self.dates)
+
+    @property
+    def amounts(self) -> dict[str, Decimal]:
+        total: dict[str, Decimal] = {}
+        for d in self.dates:
+            for currency, amount in d.amounts.items():
+                total[currency] = total.get(currency, Decimal(0)) + amount
+        return dict(sorted(total.items()))
+
+    @property
+    def held(self) -> int:
+        return sum(d.held for d in self.dates)
+
+    @property
+    def skipped(self) -> int:
+        return sum(d.skipped for d in self.dates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dates_run": [d.as_dict() for d in self.dates],
+            "already_done": [d.isoformat() for d in self.already_done],
+            "missed": [d.isoformat() for d in self.missed],
+            "unfinished_imports": self.blocked,
+            "contracts": self.contracts,
+            "invoices_created": self.invoices,
+            "amounts": {c: str(a) for c, a in self.amounts.items()},
+            "held": self.held,
+            "skipped_lines": self.skipped,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def today_in(settings: Settings, now: datetime | None = None) -> date:
+    """The run date (R19): the calendar date in INVOICE_TIMEZONE at ``now`` (default: the clock)."""
+    moment = now if now is not None else datetime.now(UTC)
+    return moment.astimezone(settings.zone).date()
+
+
+def choose_dates(
+    store: Store,
+    ledger: Mapping[date, Mapping[str, Any]],
+    settings: Settings,
+    today: date,
+    span: tuple[date, date] | None,
+) -> catchup.DateChoice:
+    """R19 over the store's ledger and first daily run (recorded by the first daily run)."""
+    first_daily = store.first_daily_run()
+    if first_daily is None and span is None:
+        first_daily = store.note_first_daily_run(today)  # the very first daily run: today only
+    return catchup.choose_dates(
+        {d: rows.ledger_state(e) for d, e in ledger.items()},
+        first_daily=first_daily,
+        today=today,
+        catchup_days=settings.catchup_days,
+        span=span,
+    )
+
+
+def run_daily(
+    store: Store,
+    settings: Settings,
+    today: date | None = None,
+    span: tuple[date, date] | None = None,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> RunSummary:
+    """The daily run (R17-R19) under the lease: catch-up, or every date of ``span`` in order.
+
+    ``today`` makes it the daily run as if today were that date; a date after the real today
+    (``now``, default the clock, in INVOICE_TIMEZONE) is refused: a run invoices what happened.
+    """
+    started_at = time.monotonic()
+    real_today = today_in(settings, now)
+    last = span[1] if span is not None else (today or real_today)
+    if last > real_today:
+        raise BadRequest(
+            f"run date {last} is after today ({real_today} in {settings.timezone}): a run "
+            "invoices what has happened, so a future date is refused (R19)"
+        )
+    with leased(store, settings, "run"):
+        ledger = store.ledger()
+        choice = choose_dates(store, ledger, settings, today or real_today, span)
+        dates = list(choice.run)
+        _record_missed(store, ledger, choice.missed)
+        summary = RunSummary(already_done=list(choice.already_done), missed=list(choice.missed))
+        if dates:
+            _run_dates(store, dates, summary, workers, progress)
+    summary.seconds = time.monotonic() - started_at
+    return summary
+
+
+def _run_dates(
+    store: Store,
+    dates: list[date],
+    summary: RunSummary,
+    workers: int,
+    progress: Progress | None,
+) -> None:
+    started = now_text()
+    store.submit(
+        store.globals, [upsert_op(rows.ledger_started(d, started)) for d in dates], "ledger-started"
+    )
+    # S5a: a contract whose import did not finish is not invoiced; its dates stay incomplete
+    blocked = set(store.unfinished_imports())
+    contracts = [cid for cid, _ in store.contracts() if cid not in blocked]
+    summary.contracts = len(contracts)
+    by_date = {d: DateSummary(d) for d in dates}
+    for first in range(0, len(contracts), CONTRACTS_PER_ROUND):
+        # plan a round of contracts, index their new invoices in bulk, then commit each one
+        chunk = contracts[first : first + CONTRACTS_PER_ROUND]
+        planned = parallel(lambda c: _plan_contract(store, c, dates), chunk, workers, store)
+        invoices = [inv for _, plans, _ in planned for p in plans for inv in p.invoices]
+        store.submit(store.globals, [upsert_op(rows.index_entity(i)) for i in invoices], "index")
+        parallel(lambda e: _write_plans(store, e[0], e[1]), planned, workers, store)
+        for contract_id, (_, _, markers) in zip(chunk, planned, strict=True):
+            if markers is None:
+                blocked.add(contract_id)
+                continue
+            for d, marker in markers.items():
+                by_date[d].add(marker)
+        if progress is not None:
+            progress(first + len(chunk), len(contracts))
+    summary.blocked = sorted(blocked)
+    finished = now_text()
+    state = catchup.INCOMPLETE if blocked else catchup.COMPLETED
+    entries = [
+        rows.ledger_finished(
+            d,
+            state=state,
+            started=started,
+            finished=finished,
+            contracts=len(contracts),
+            counts=s.counts(),
+            amounts=s.amounts,
+            blocked=blocked,
+        )
+        for d, s in by_date.items()
+    ]
+    store.submit(store.globals, [upsert_op(e) for e in entries], "ledger-completed")
+    summary.dates = [by_date[d] for d in dates]
+
+
+def _record_missed(
+    store: Store, ledger: Mapping[date, Mapping[str, Any]], missed: Iterable[date]
+) -> None:
+    """R19: a Missed date gets a ledger entry saying so."""
+    ops = [
+        upsert_op(rows.ledger_missed(d, ledger.get(d)))
+        for d in missed
+        if d not in ledger or rows.ledger_state(ledger[d]) != catchup.MISSED
+    ]
+    store.submit(store.globals, ops, "ledger-missed")
+
+
+def _plan_contract(
+    store: Store, contract_id: str, dates: list[date]
+) -> tuple[Partition, list[ContractPlan], dict[date, dict[str, Any]] | None]:
+    """Steps 2-3 of the commit protocol for one contract (see invoicing.storage.store).
+
+    Returns its plans and, per date, its commit marker (stored or planned); markers are None for
+    a contract that cannot be invoiced (no configuration: an import that never finished), so
+    that its dates stay incomplete."""
+    part = store.load(contract_id)
+    contract = part.contract()
+    if contract is None:
+        log.warning(
+            "contract %s has no configuration (an interrupted import?): not invoiced; "
+            "import its workbook again",
+            contract_id,
+        )
+        return part, [], None
+    state: ContractState = engine.state_from_invoices(contract, part.committed_invoices())
+    pending_dates = part.pending_dates()
+    markers: dict[date, dict[str, Any]] = {}
+    plans: list[ContractPlan] = []
+    index = engine.index_contract(contract, dates)  # once for all the dates of this run
+    for run_date in dates:
+        marker = part.markers.get(run_date)
+        if marker is not None:
+            markers[run_date] = marker
+            continue
+        plan = engine.plan_contract(contract, run_date, state, index)
+        state = plan.state
+        if plan.invoices or plan.log or run_date in pending_dates:  # no due line: no write
+            plans.append(plan)
+            markers[run_date] = _marker(part.pk, plan, 0)
+    return part, plans, markers
+
+
+def _marker(pk: str, plan: ContractPlan, log_parts: int) -> dict[str, Any]:
+    return rows.marker_entity(pk, plan.run_date, plan.invoices, plan.log, log_parts)
+
+
+def _write_plans(store: Store, part: Partition, plans: list[ContractPlan]) -> None:
+    """Step 5 of the commit protocol: small dates packed in atomic batches, large ones through
+    Pending headers and one final atomic commit."""
+    if not plans:
+        return
+    pk = part.pk
+    pack: list[Op] = []
+    pack_size = 0
+
+    def flush() -> None:
+        nonlocal pack, pack_size
+        store.transact(store.table, pack, "commit")
+        pack, pack_size = [], 0
+
+    for plan in plans:
+        logs = rows.log_entities(pk, plan.run_date, plan.log)
+        marker = _marker(pk, plan, len(logs))
+        invoice_rows: list[dict[str, Any]] = []
+        for inv in plan.invoices:
+            invoice_rows.extend(codec.invoice_entities(pk, inv, codec.DRAFT))
+        ops = [upsert_op(e) for e in (*invoice_rows, marker, *logs)]
+        size = sum(entity_size(op[1]) for op in ops)
+        stale = part.stale_rows(plan.run_date, {e["RowKey"] for e in invoice_rows})
+        if not stale and len(ops) <= MAX_BATCH_OPS and size <= MAX_BATCH_BYTES:
+            if len(pack) + len(ops) > MAX_BATCH_OPS or pack_size + size > MAX_BATCH_BYTES:
+                flush()
+            pack.extend(ops)  # one atomic transaction: the rows and the marker commit together
+            pack_size += size
+            continue
+        flush()
+        _commit_large(store, pk, plan, invoice_rows, stale, marker, logs)
+    flush()
+
+
+def _commit_large(
+    store: Store,
+    pk: str,
+    plan: ContractPlan,
+    invoice_rows: list[dict[str, Any]],
+    stale: list[dict[str, Any]],
+    marker: dict[str, Any],
+    logs: list[dict[str, Any]],
+) -> None:
+    """A date too large for one transaction: clean leftovers, write Pending, commit atomically."""
+    store.submit(store.table, [delete_op(e) for e in stale], "cleanup")
+    headers = [codec.header_entity(pk, inv, codec.PENDING) for inv in plan.invoices]
+    store.submit(store.table, [upsert_op(e) for e in headers], "pending-headers")
+    store.submit(
+        store.table,
+        [upsert_op(e) for e in invoice_rows if not codec.is_header_key(e["RowKey"])],
+        "pending-rows",
+    )
+    commit = [upsert_op(codec.header_entity(pk, inv, codec.DRAFT)) for inv in plan.invoices]
+    commit.append(upsert_op(marker))
+    log_ops = [upsert_op(e) for e in logs]
+    if (
+        len(commit) + len(log_ops) <= MAX_BATCH_OPS
+        and sum(entity_size(op[1]) for op in (*commit, *log_ops)) <= MAX_BATCH_BYTES
+    ):
+        commit.extend(log_ops)
+    else:
+        store.submit(store.table, log_ops, "log")
+    store.transact(store.table, commit, "commit")
+
+
+def ledger_entries(store: Store) -> list[dict[str, Any]]:
+    """The run ledger (S6), newest first, JSON-able."""
+    return [rows.ledger_view(d, e) for d, e in sorted(store.ledger().items(), reverse=True)]
+

@@ -1,0 +1,222 @@
+"""The bookkeeping rows: the globals table (registry, ledger, invoice index, number counters, the
+first daily run) and the per-(contract, run date) commit marker and RunLog parts.
+
+Only ``storage/`` builds or reads table rows; services ask for these by name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from invoicing.catchup import MISSED, STARTED
+from invoicing.model import Invoice, LogEntry, Outcome
+from invoicing.storage import codec
+from invoicing.storage.keys import encode_key
+
+# globals table partitions
+REGISTRY = "contracts"
+LEDGER = "ledger"
+COUNTER_PK = "counter"
+COUNTER_RK = "invoice-number"
+DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
+INDEX_PREFIX = "I"  # I<YYYYMM>: InvoiceId -> ContractId, one partition per month of run dates
+
+# ledger states (S6, R19): STARTED, COMPLETED, INCOMPLETE, MISSED (defined with the date rules)
+
+
+# ---- registry ----------------------------------------------------------------------------------
+
+
+def registry_entity(contract_id: str, order: int, importing: str | None = None) -> dict[str, Any]:
+    """A contract's registry row; ``importing`` (a timestamp) while an import is unfinished."""
+    return {
+        "PartitionKey": REGISTRY,
+        "RowKey": encode_key(contract_id),
+        "ContractId": contract_id,
+        "Order": order,
+        "Importing": importing,
+    }
+
+
+# ---- ledger ------------------------------------------------------------------------------------
+
+
+def ledger_started(day: date, started: str) -> dict[str, Any]:
+    return {"PartitionKey": LEDGER, "RowKey": day.isoformat(), "State": STARTED, "Started": started}
+
+
+def ledger_missed(day: date, entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A Missed date (R19); it keeps the Started time of a run that began it, if any."""
+    row: dict[str, Any] = {"PartitionKey": LEDGER, "RowKey": day.isoformat(), "State": MISSED}
+    if entry is not None and entry.get("Started"):
+        row["Started"] = entry["Started"]
+    return row
+
+
+def ledger_finished(
+    day: date,
+    *,
+    state: str,
+    started: str,
+    finished: str,
+    contracts: int,
+    counts: Mapping[str, int],
+    amounts: Mapping[str, Decimal],
+    blocked: Iterable[str] = (),
+) -> dict[str, Any]:
+    blocked = sorted(blocked)
+    return {
+        "PartitionKey": LEDGER,
+        "RowKey": day.isoformat(),
+        "State": state,
+        "Started": started,
+        "Completed": finished,
+        "Contracts": contracts,
+        "Invoices": counts.get("Invoices", 0),
+        "Held": counts.get("Held", 0),
+        "Skipped": counts.get("Skipped", 0),
+        "InvoicedLines": counts.get("InvoicedLines", 0),
+        "Amounts": json.dumps({c: str(a) for c, a in sorted(amounts.items())}),
+        "Blocked": json.dumps(blocked[:100]) if blocked else None,
+    }
+
+
+def ledger_state(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("State"))
+
+
+def ledger_blocked(entry: Mapping[str, Any]) -> list[str]:
+    return list(json.loads(entry.get("Blocked") or "[]"))
+
+
+def ledger_view(day: date, e: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger entry as JSON-able data (S6)."""
+    return {
+        "date": day.isoformat(),
+        "state": e.get("State"),
+        "started": e.get("Started"),
+        "completed": e.get("Completed"),
+        "contracts": e.get("Contracts"),
+        "invoices": e.get("Invoices"),
+        "held": e.get("Held"),
+        "skipped_lines": e.get("Skipped"),
+        "amounts": json.loads(e.get("Amounts") or "{}"),
+    }
+
+
+def first_daily_entity(day: date) -> dict[str, Any]:
+    return {"PartitionKey": DAILY_PK, "RowKey": FIRST_DAILY_RK, "Date": day.isoformat()}
+
+
+# ---- invoice index -----------------------------------------------------------------------------
+
+
+def index_pk(invoice_id: str) -> str | None:
+    """``I<YYYYMM>`` from ``INV-YYYYMMDD-...``; None when the id cannot be one of ours."""
+    parts = invoice_id.split("-")
+    if len(parts) < 3 or len(parts[-2]) != 8 or not parts[-2].isdigit():
+        return None
+    return INDEX_PREFIX + parts[-2][:6]
+
+
+def index_entity(inv: Invoice) -> dict[str, Any]:
+    return {
+        "PartitionKey": index_pk(inv.invoice_id),
+        "RowKey": encode_key(inv.invoice_id),
+        "ContractId": inv.contract_id,
+        "InvoiceDate": inv.invoice_date.isoformat(),
+    }
+
+
+# ---- invoice number counter (R16) --------------------------------------------------------------
+
+
+def counter_entity(last: int, pending: tuple[int, str, str] | None = None) -> dict[str, Any]:
+    """The counter: the last number taken and, while one is being stamped, the pending
+    assignment (number, InvoiceId, ContractId)."""
+    entity: dict[str, Any] = {
+        "PartitionKey": COUNTER_PK,
+        "RowKey": COUNTER_RK,
+        "Last": codec.int64(last),
+    }
+    if pending is not None:
+        entity.update(
+            PendingSeq=codec.int64(pending[0]),
+            PendingInvoice=pending[1],
+            PendingContract=pending[2],
+        )
+    return entity
+
+
+def counter_last(counter: Mapping[str, Any] | None) -> int:
+    return (codec.plain_int(counter.get("Last")) if counter else 0) or 0
+
+
+def counter_pending(counter: Mapping[str, Any]) -> tuple[int, str, str] | None:
+    seq = codec.plain_int(counter.get("PendingSeq"))
+    if seq is None:
+        return None
+    return seq, counter["PendingInvoice"], counter["PendingContract"]
+
+
+# ---- per (contract, run date): commit marker and RunLog parts ----------------------------------
+
+
+def marker_entity(
+    pk: str, run_date: date, invoices: Iterable[Invoice], log: Iterable[LogEntry], log_parts: int
+) -> dict[str, Any]:
+    """The (contract, run date) commit marker, with the date's counts (summed into the ledger)."""
+    invoices, log = list(invoices), list(log)
+    amounts: dict[str, Decimal] = {}
+    for inv in invoices:
+        amounts[inv.currency] = amounts.get(inv.currency, Decimal(0)) + inv.amount
+    return {
+        "PartitionKey": pk,
+        "RowKey": codec.marker_key(run_date),
+        "Date": run_date.isoformat(),
+        "Invoices": len(invoices),
+        "Amounts": json.dumps({c: str(a) for c, a in sorted(amounts.items())}),
+        "Held": sum(1 for e in log if e.outcome is Outcome.HELD),
+        "Skipped": sum(1 for e in log if e.outcome is Outcome.SKIPPED),
+        "InvoicedLines": sum(1 for e in log if e.outcome is Outcome.INVOICED),
+        "LogParts": log_parts,
+    }
+
+
+def marker_counts(marker: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, Decimal]]:
+    """(counts, amounts per currency) of a marker."""
+    counts = {
+        k: int(marker.get(k) or 0) for k in ("Invoices", "Held", "Skipped", "InvoicedLines")
+    }
+    amounts = {c: Decimal(a) for c, a in json.loads(marker.get("Amounts") or "{}").items()}
+    return counts, amounts
+
+
+def log_entities(pk: str, run_date: date, log: Iterable[LogEntry]) -> list[dict[str, Any]]:
+    """A date's RunLog rows packed into as few entities as they fit."""
+    return [
+        {
+            "PartitionKey": pk,
+            "RowKey": codec.log_key(run_date, n),
+            "Date": run_date.isoformat(),
+            **e,
+        }
+        for n, e in enumerate(codec.pack_chunks(codec.log_rows(log), "the run log"))
+    ]
+
+
+def log_from_parts(
+    run_date: date,
+    contract_id: str,
+    marker: Mapping[str, Any],
+    parts: Iterable[Mapping[str, Any]],
+) -> list[LogEntry]:
+    """The RunLog of a committed (contract, run date): the marker says how many parts count."""
+    count = codec.plain_int(marker.get("LogParts")) or 0
+    chosen = sorted(parts, key=lambda e: e["RowKey"])[:count]
+    rows = [row for p in chosen for row in codec.unpack(p)]
+    return codec.log_from(run_date, contract_id, rows)
