@@ -64,6 +64,7 @@ def peak_rss_mb() -> float:
 def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeat):
+        result = None  # free the previous result before timing, not inside the next run
         gc.collect()
         started = time.perf_counter()
         result = run()

@@ -1,13 +1,18 @@
 """The invoice engine (R7-R14, R16): pure functions from contracts and state to planned invoices.
 
-No I/O, no clock, no globals. The state a contract carries from one run date to the next is the
-set of items already on a live invoice and the amount already invoiced per not-to-exceed line;
-the store derives the same state from its live invoices, which is why a preview over a range and a
-stored run over the same range agree (R20).
+No I/O, no clock, no globals. The state a contract carries from one run date to the next
+(``shares.ContractState``: items with a live share, not-to-exceed use, shares to invoice again)
+is what the store derives from its invoices (``shares.state_from_invoices``), which is why a
+preview over a range and a stored run over the same range agree (R20).
+
+Planning is per contract: ``index_contract`` filters and sorts its invoicable items once and
+finds which lines are due on each run date; a ``_Planner`` (mutable, private to one call) then
+walks the dates in order, and the result is frozen into immutable records at the boundary.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,30 +42,33 @@ from invoicing.model import (
     rounding_index,
 )
 from invoicing.money import ZERO, minor_unit, split_amount
+from invoicing.shares import ContractState, state_from_invoices
+
+__all__ = [
+    "ContractIndex",
+    "ContractPlan",
+    "ContractState",
+    "RangePlan",
+    "date_range",
+    "index_contract",
+    "invoice_id",
+    "plan_contract",
+    "plan_dates",
+    "plan_range",
+    "state_from_invoices",
+    "with_status",
+]
 
 UNIT_SEPARATOR = "\u001f"
 TRANSACTION = SourceType.TRANSACTION
 INVOICED, SKIPPED, HELD = Outcome.INVOICED, Outcome.SKIPPED, Outcome.HELD
 
-
-@dataclass(frozen=True, slots=True)
-class ContractState:
-    """What a contract has already invoiced on live (Draft or Confirmed) invoices.
-
-    ``invoiced`` holds the items with at least one share on a live invoice. ``open_shares`` holds,
-    per item whose shares are fixed by an earlier invoicing (R13), the shares that are on no live
-    invoice (their draft was cancelled, R15): they are invoiced again, to the same customers for
-    the same amounts, at the line's next due run. An item whose every share was cancelled is not in
-    ``invoiced`` but is in ``open_shares`` (its shares stay fixed while its amount is unchanged).
-    """
-
-    invoiced: frozenset[ItemKey] = frozenset()
-    nte_used: Mapping[str, Decimal] = field(default_factory=dict)
-    open_shares: Mapping[ItemKey, tuple[Share, ...]] = field(default_factory=dict)
-    # Per line, how many of the index's candidates are known to be invoiced already: a pure
-    # optimisation (planning skips them), so it takes no part in equality.
-    progress: Mapping[str, int] = field(default_factory=dict, compare=False)
-    progress_of: ContractIndex | None = field(default=None, compare=False)
+Candidate = tuple[date, ItemKey, Milestone | Transaction]
+DueLine = tuple[ContractLine, date | None]  # a due line and its cut-off (T&M) or None (FP)
+Split = tuple[tuple[Customer, ...], list[Decimal], int]  # customers, percents, rounding index
+# customer id -> (line, cutoff, details, amount) per due line with a share, in line order
+PerCustomer = dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]]
+ScheduleCache = dict[object, dict[date, date]]
 
 
 class ContractPlan(NamedTuple):
@@ -86,45 +94,44 @@ def invoice_id(contract_id: str, customer_id: str, run_date: date) -> str:
     return f"INV-{iso[:4]}{iso[5:7]}{iso[8:10]}-{digest}"  # strftime is several times slower
 
 
+def date_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+# ---- the index: a contract's candidates and due lines, computed once ----------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class ContractIndex:
-    """A contract's invoicable items per line, filtered and sorted once (an optimisation).
+    """A contract's invoicable items per line, filtered and sorted once, and its due lines on
+    each run date it was built for.
 
-    Only items that can ever be invoiced on the line are kept (ready, nonzero, a class the line
-    bills), in (date, id) order, so planning a date reads each line's candidates up to its cut-off.
+    Only items that can ever be invoiced on their line are kept (ready, nonzero, a class the line
+    bills, the line's billing method), in (date, id) order, so planning a date reads each line's
+    candidates up to its cut-off. A stored contract can hold items of an earlier upload that no
+    longer fit its line: such items stay in the backlog, never invoiced.
     """
 
-    candidates: Mapping[str, list[tuple[date, ItemKey, Milestone | Transaction]]]
-    milestone_dates: Mapping[str, frozenset[date]]
-    # Per line: its customers (R2 override or the contract's), their percents, the rounding index.
-    splits: Mapping[str, tuple[tuple[Customer, ...], list[Decimal], int]]
+    candidates: Mapping[str, list[Candidate]]
+    splits: Mapping[str, Split]  # per line: the R2 override or the contract's customers
     customer_names: Mapping[str, str]
     places: int
-    # When the index was built for known run dates: the due lines of each of those dates.
-    window: frozenset[date] = frozenset()
-    due: Mapping[date, tuple[tuple[ContractLine, date | None], ...]] = field(default_factory=dict)
-
-
-ScheduleCache = dict[object, dict[date, date]]
+    due: Mapping[date, tuple[DueLine, ...]]  # R8: per run date, its due lines in line order
 
 
 def index_contract(
     contract: Contract,
-    run_dates: Sequence[date] = (),
+    run_dates: Iterable[date],
     schedule_cache: ScheduleCache | None = None,
 ) -> ContractIndex:
-    """Index ``contract``; with ``run_dates``, also precompute which lines are due on each.
+    """Index ``contract`` for planning ``run_dates``.
 
     ``schedule_cache`` shares the run dates of equal schedules between contracts (most lines of a
     portfolio use a handful of schedules), so the date arithmetic runs once per distinct schedule.
     """
     lines = {line.line_id: line for line in contract.lines}
-    candidates: dict[str, list[tuple[date, ItemKey, Milestone | Transaction]]] = {
-        line_id: [] for line_id in lines
-    }
+    candidates: dict[str, list[Candidate]] = {line_id: [] for line_id in lines}
     milestone_dates: dict[str, set[date]] = {}
-    # A stored contract can hold items of an earlier upload that no longer fit its line (the line
-    # changed billing method or classes): such items stay in the backlog, never invoiced.
     fixed = BillingMethod.FIXED_PRICE
     for m in contract.milestones:
         line = lines.get(m.line_id)
@@ -146,31 +153,7 @@ def index_contract(
     for items in candidates.values():
         # (date, (kind, id)) is unique per line, so the item itself is never compared.
         items.sort(key=_date_and_key)
-    frozen_dates = {k: frozenset(v) for k, v in milestone_dates.items()}
-    window = frozenset(run_dates)
-    due: dict[date, list[tuple[ContractLine, date | None]]] = {}
-    if window:
-        cache = {} if schedule_cache is None else schedule_cache
-        for line in contract.lines:
-            if line.billing_method is BillingMethod.FIXED_PRICE:
-                for day in frozen_dates.get(line.line_id, ()):
-                    if day in window:
-                        due.setdefault(day, []).append((line, None))
-            elif line.schedule is not None:
-                cutoffs = cache.get(line.schedule)
-                if cutoffs is None:
-                    cutoffs = {}
-                    for day in window:
-                        cutoff = line.schedule.cutoff_on(day)
-                        if cutoff is not None:
-                            cutoffs[day] = cutoff
-                    cache[line.schedule] = cutoffs
-                for day, cutoff in cutoffs.items():
-                    due.setdefault(day, []).append((line, cutoff))
-        order = {line.line_id: i for i, line in enumerate(contract.lines)}
-        for entries in due.values():
-            entries.sort(key=lambda entry: order[entry[0].line_id])
-    splits = {}
+    splits: dict[str, Split] = {}
     names = {c.customer_id: c.name for c in contract.customers}
     for line in contract.lines:
         customers = contract.customers_for(line)
@@ -181,125 +164,232 @@ def index_contract(
         )
         for c in customers:
             names.setdefault(c.customer_id, c.name)
-    return ContractIndex(
-        candidates,
-        frozen_dates,
-        splits,
-        names,
-        minor_unit(contract.currency),
-        window,
-        {day: tuple(entries) for day, entries in due.items()},
-    )
-
-
-def plan_contract(
-    contract: Contract,
-    run_date: date,
-    state: ContractState,
-    index: ContractIndex | None = None,
-) -> ContractPlan:
-    """Plan one contract's invoices for run date ``run_date`` (R8-R12, R14).
-
-    ``index`` (from ``index_contract``) is an optimisation for planning many dates of one contract.
-    """
-    if index is None:
-        index = index_contract(contract)
-    due_lines = _due_lines(contract, run_date, index)
-    if not due_lines:
-        return ContractPlan(contract.contract_id, run_date, (), (), state)
-    work = _Work.start(state, index)
-    invoices: list[Invoice] = []
-    log: list[LogEntry] = []
-    _plan_day(contract, run_date, due_lines, index, work, invoices, log)
-    return ContractPlan(contract.contract_id, run_date, tuple(invoices), tuple(log), work.state())
-
-
-@dataclass(slots=True)
-class _Work:
-    """A contract's state while it is being planned: mutable, private to one planning call, frozen
-    into a ``ContractState`` at the end (so a range does not copy the state on every date)."""
-
-    invoiced: set[ItemKey]
-    nte_used: dict[str, Decimal]
-    open_shares: dict[ItemKey, tuple[Share, ...]]
-    progress: dict[str, int]  # per line, candidates before this position are all invoiced
-    index: ContractIndex
-
-    @classmethod
-    def start(cls, state: ContractState, index: ContractIndex) -> _Work:
-        # Progress counts positions in one index: it means nothing for another contract version.
-        progress = dict(state.progress) if state.progress_of is index else {}
-        return cls(
-            set(state.invoiced), dict(state.nte_used), dict(state.open_shares), progress, index
-        )
-
-    def state(self) -> ContractState:
-        return ContractState(
-            frozenset(self.invoiced), self.nte_used, self.open_shares, self.progress, self.index
-        )
+    due = _due_lines(contract, frozenset(run_dates), milestone_dates, schedule_cache)
+    return ContractIndex(candidates, splits, names, minor_unit(contract.currency), due)
 
 
 def _due_lines(
-    contract: Contract, run_date: date, index: ContractIndex
-) -> Sequence[tuple[ContractLine, date | None]]:
-    if run_date in index.window:
-        return index.due.get(run_date, ())
-    due_lines = []
-    for line in contract.lines:
-        due, cutoff = _due(line, run_date, index.milestone_dates.get(line.line_id, frozenset()))
-        if due:
-            due_lines.append((line, cutoff))
-    return due_lines
-
-
-def _plan_day(
     contract: Contract,
-    run_date: date,
-    due_lines: Sequence[tuple[ContractLine, date | None]],
-    index: ContractIndex,
-    work: _Work,
-    invoices: list[Invoice],
-    log: list[LogEntry],
-) -> None:
-    """Plan the due lines of one contract on one date: append its invoices and RunLog rows and
-    record what they took in ``work``."""
-    contract_id, currency, places = contract.contract_id, contract.currency, index.places
-    invoiced, nte_used, progress = work.invoiced, work.nte_used, work.progress
-    open_shares = work.open_shares
-    extra_names: dict[str, str] = {}
-    # customer id -> (line, cutoff, details, amount) per due line with a share, in line order
-    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]] = {}
+    window: frozenset[date],
+    milestone_dates: Mapping[str, set[date]],
+    schedule_cache: ScheduleCache | None,
+) -> dict[date, tuple[DueLine, ...]]:
+    """R8: the lines due on each date of ``window`` (schedule run dates; milestone dates)."""
+    due: dict[date, list[DueLine]] = {}
+    cache = {} if schedule_cache is None else schedule_cache
+    for line in contract.lines:  # in line order, so each date's list is in line order
+        if line.billing_method is BillingMethod.FIXED_PRICE:
+            for day in milestone_dates.get(line.line_id, ()):
+                if day in window:
+                    due.setdefault(day, []).append((line, None))
+        elif line.schedule is not None:
+            key = (line.schedule, window)
+            cutoffs = cache.get(key)
+            if cutoffs is None:
+                cutoffs = {}
+                for day in window:
+                    cutoff = line.schedule.cutoff_on(day)
+                    if cutoff is not None:
+                        cutoffs[day] = cutoff
+                cache[key] = cutoffs
+            for day, cutoff in cutoffs.items():
+                due.setdefault(day, []).append((line, cutoff))
+    return {day: tuple(entries) for day, entries in due.items()}
 
-    for line, cutoff in due_lines:
+
+# ---- planning -----------------------------------------------------------------------------------
+
+
+def plan_contract(contract: Contract, run_date: date, state: ContractState) -> ContractPlan:
+    """Plan one contract's invoices for ``run_date`` (R8-R12, R14)."""
+    return plan_dates(contract, [run_date], state)[0]
+
+
+def plan_dates(
+    contract: Contract, run_dates: Sequence[date], state: ContractState
+) -> list[ContractPlan]:
+    """Plan one contract for each of ``run_dates`` in order, each date's state feeding the next
+    (how the store plans the dates a run has not committed yet)."""
+    planner = _Planner.start(contract, index_contract(contract, run_dates), state)
+    plans = []
+    for run_date in run_dates:
+        invoices, log = planner.plan_day(run_date)
+        state = planner.state()
+        plans.append(
+            ContractPlan(contract.contract_id, run_date, tuple(invoices), tuple(log), state)
+        )
+    return plans
+
+
+def plan_range(
+    portfolio: Portfolio,
+    run_dates: Iterable[date],
+    states: Mapping[str, ContractState] | None = None,
+) -> RangePlan:
+    """Plan every contract for each run date in order, carrying state from date to date."""
+    with cyclic_gc_paused():
+        return _plan_range(portfolio, list(run_dates), states or {})
+
+
+def _plan_range(
+    portfolio: Portfolio, days: list[date], states: Mapping[str, ContractState]
+) -> RangePlan:
+    cache: ScheduleCache = {}
+    planners = [
+        _Planner.start(c, index_contract(c, days, cache), states.get(c.contract_id))
+        for c in portfolio.contracts
+    ]
+    # per date, the contracts with a line due then, in workbook order (the RunLog's order)
+    due_on: dict[date, list[_Planner]] = {day: [] for day in days}
+    for planner in planners:
+        for day in planner.index.due:
+            due_on[day].append(planner)
+    invoices: list[Invoice] = []
+    log: list[LogEntry] = []
+    for run_date in days:
+        for planner in due_on[run_date]:
+            planner.plan_day(run_date, invoices, log)
+    current = dict(states)
+    for planner in planners:
+        if planner.touched:
+            current[planner.contract.contract_id] = planner.state()
+    return RangePlan(tuple(invoices), tuple(log), current)
+
+
+@dataclass(slots=True)
+class _Planner:
+    """One contract's planning state across the dates of one call: mutable and private, frozen
+    into a ``ContractState`` at the end (so a range does not copy the state on every date)."""
+
+    contract: Contract
+    index: ContractIndex
+    invoiced: set[ItemKey]
+    nte_used: dict[str, Decimal]
+    open_shares: dict[ItemKey, tuple[Share, ...]]
+    # per line: every candidate before this position is invoiced (a range skips them next date)
+    progress: dict[str, int] = field(default_factory=dict)
+    touched: bool = False
+
+    @classmethod
+    def start(
+        cls,
+        contract: Contract,
+        index: ContractIndex,
+        state: ContractState | None,
+    ) -> _Planner:
+        if state is None:
+            return cls(contract, index, set(), {}, {})
+        return cls(
+            contract, index, set(state.invoiced), dict(state.nte_used), dict(state.open_shares)
+        )
+
+    def state(self) -> ContractState:
+        return ContractState(frozenset(self.invoiced), dict(self.nte_used), dict(self.open_shares))
+
+    def plan_day(
+        self,
+        run_date: date,
+        invoices: list[Invoice] | None = None,
+        log: list[LogEntry] | None = None,
+    ) -> tuple[list[Invoice], list[LogEntry]]:
+        """Plan the contract's due lines on ``run_date``: append its invoices and RunLog rows
+        (to the given lists, else to new ones) and record what they took."""
+        invoices = [] if invoices is None else invoices
+        log = [] if log is None else log
+        due = self.index.due.get(run_date)
+        if not due:
+            return invoices, log  # no line due: nothing to plan, nothing to log (R8)
+        self.touched = True
+        contract, index = self.contract, self.index
+        contract_id, currency = contract.contract_id, contract.currency
+        per_customer: PerCustomer = {}
+        names: dict[str, str] = {}  # customers of fixed shares the splits no longer list
+        for line, cutoff in due:
+            line_id = line.line_id
+            # R9: a due FP line takes milestones dated up to D; a due T&M line up to its cut-off.
+            taken, held, fixed, total, used = self._take(
+                line, run_date if cutoff is None else cutoff
+            )
+            if taken:
+                split = index.splits[line_id]
+                _share(line, cutoff, taken, total, split, index.places, per_customer, fixed)
+                for shares in fixed.values():
+                    for s in shares:
+                        names.setdefault(s.customer_id, s.customer_name)
+                note = _invoiced_note(cutoff, len(held))
+                log.append(
+                    LogEntry(
+                        run_date, contract_id, line_id, INVOICED, len(taken), total, note, currency
+                    )
+                )
+            else:
+                note = _skipped_note(cutoff, len(held))
+                log.append(
+                    LogEntry(run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency)
+                )
+            for item in held:
+                note = _held_note(item, line.not_to_exceed, used)
+                log.append(
+                    LogEntry(run_date, contract_id, line_id, HELD, 1, item.amount, note, currency)
+                )
+        known = index.customer_names
+        for customer_id in sorted(per_customer):
+            name = known.get(customer_id) or names.get(customer_id, "")
+            invoices.append(
+                _invoice(contract, customer_id, name, run_date, per_customer[customer_id])
+            )
+        return invoices, log
+
+    def _take(
+        self, line: ContractLine, limit_date: date
+    ) -> tuple[
+        Sequence[Any], Sequence[Any], Mapping[ItemKey, tuple[Share, ...]], Decimal, Decimal
+    ]:
+        """The line's candidates up to ``limit_date`` not yet invoiced: (taken, held by the
+        not-to-exceed, the fixed shares of the taken items that have them, amount taken, the
+        line's not-to-exceed use after)."""
         line_id = line.line_id
-        # R9: a due FP line takes milestones dated up to D; a due T&M line items up to its cut-off.
-        limit_date = run_date if cutoff is None else cutoff
-        candidates = index.candidates[line_id]
-        position = progress.get(line_id, 0)
+        candidates = self.index.candidates[line_id]
+        invoiced, open_shares = self.invoiced, self.open_shares
+        position = self.progress.get(line_id, 0)
         count = len(candidates)
+        if position >= count or candidates[position][0] > limit_date:
+            # nothing new up to the cut-off (most due lines of a long range): answer at once
+            used = self.nte_used.get(line_id, ZERO) if line.not_to_exceed is not None else ZERO
+            return _NOTHING, _NOTHING, _NO_SHARES, ZERO, used
         first_open = -1
         taken: list[Any] = []
         held: list[Any] = []
-        # items taken whose shares are fixed (R13): their key -> the shares to invoice now
         fixed: dict[ItemKey, tuple[Share, ...]] = {}
         total = ZERO
         limit = line.not_to_exceed
-        used = nte_used.get(line_id, ZERO) if limit is not None else ZERO
+        used = self.nte_used.get(line_id, ZERO) if limit is not None else ZERO
+        if limit is None and not open_shares:
+            # the hot path of a large range (P2): no limit to check, no share fixed yet
+            while position < count:
+                item_date, key, item = candidates[position]
+                if item_date > limit_date:
+                    break
+                if key not in invoiced:
+                    taken.append(item)
+                    invoiced.add(key)
+                    total += item.amount
+                position += 1
+            self.progress[line_id] = position
+            return taken, held, fixed, total, used
         while position < count:
             item_date, key, item = candidates[position]
             if item_date > limit_date:
                 break
-            shares = None
-            if open_shares:
-                shares = open_shares.get(key)
-                # every share was cancelled: they stay fixed unless the item changed since
-                if (
-                    shares is not None
-                    and key not in invoiced
-                    and sum([s.amount for s in shares], ZERO) != item.amount
-                ):
-                    shares = None
-                    del open_shares[key]
+            shares = open_shares.get(key) if open_shares else None
+            if (
+                shares is not None
+                and key not in invoiced
+                and sum([s.amount for s in shares], ZERO) != item.amount
+            ):
+                # every share was cancelled and the item changed since: it is split afresh
+                shares = None
+                del open_shares[key]
             if shares is not None or key not in invoiced:
                 amount = item.amount if shares is None else sum([s.amount for s in shares], ZERO)
                 # R14: an item that would cross the not-to-exceed is held whole; later ones may fit.
@@ -315,51 +405,25 @@ def _plan_day(
                     if shares is not None:
                         fixed[key] = shares
                         del open_shares[key]
-                        for s in shares:  # a customer the splits no longer list keeps its name
-                            extra_names.setdefault(s.customer_id, s.customer_name)
             position += 1
-        progress[line_id] = position if first_open < 0 else first_open
+        self.progress[line_id] = position if first_open < 0 else first_open
         if limit is not None:
-            nte_used[line_id] = used
+            self.nte_used[line_id] = used
+        return taken, held, fixed, total, used
 
-        if taken:
-            _share(line, cutoff, taken, total, index.splits[line_id], places, per_customer, fixed)
-            note = _invoiced_note(cutoff, len(held))
-            log.append(
-                LogEntry(
-                    run_date, contract_id, line_id, INVOICED, len(taken), total, note, currency
-                )
-            )
-        else:
-            note = _skipped_note(cutoff, len(held))
-            log.append(LogEntry(run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency))
-        for item in held:
-            note = _held_note(item, limit, used)
-            log.append(
-                LogEntry(run_date, contract_id, line_id, HELD, 1, item.amount, note, currency)
-            )
 
-    names = index.customer_names
-    for customer_id in sorted(per_customer):
-        invoices.append(
-            _invoice(
-                contract,
-                customer_id,
-                names.get(customer_id) or extra_names.get(customer_id, ""),
-                run_date,
-                per_customer[customer_id],
-            )
-        )
+_NOTHING: tuple[Any, ...] = ()
+_NO_SHARES: Mapping[ItemKey, tuple[Share, ...]] = {}
 
 
 def _share(
     line: ContractLine,
     cutoff: date | None,
-    taken: list[Any],
+    taken: Sequence[Any],
     total: Decimal,
-    split: tuple[tuple[Customer, ...], list[Decimal], int],
+    split: Split,
     places: int,
-    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]],
+    per_customer: PerCustomer,
     fixed: Mapping[ItemKey, tuple[Share, ...]],
 ) -> None:
     """R11: each taken item split between the line's customers, one detail per nonzero share;
@@ -408,10 +472,10 @@ def _share(
 def _share_with_fixed(
     line: ContractLine,
     cutoff: date | None,
-    taken: list[Any],
-    split: tuple[tuple[Customer, ...], list[Decimal], int],
+    taken: Sequence[Any],
+    split: Split,
     places: int,
-    per_customer: dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]],
+    per_customer: PerCustomer,
     fixed: Mapping[ItemKey, tuple[Share, ...]],
 ) -> None:
     """The general (slower) path of ``_share``: some items carry fixed shares, whose customers
@@ -420,8 +484,7 @@ def _share_with_fixed(
     details: dict[str, list[Detail]] = {}
     sums: dict[str, Decimal] = {}
     for item in taken:
-        key = _key_of(item)
-        shares = fixed.get(key)
+        shares = fixed.get(_key_of(item))
         if shares is None:
             amounts = split_amount(item.amount, percents, r_index, places)
             parts = [
@@ -444,141 +507,7 @@ def _key_of(item: Milestone | Transaction) -> ItemKey:
     return (SourceType.TRANSACTION, item.transaction_id)
 
 
-def plan_range(
-    portfolio: Portfolio,
-    run_dates: Iterable[date],
-    states: Mapping[str, ContractState] | None = None,
-) -> RangePlan:
-    """Plan every contract for each run date in order, carrying state from date to date."""
-    with cyclic_gc_paused():
-        return _plan_range(portfolio, run_dates, states)
-
-
-def _plan_range(
-    portfolio: Portfolio,
-    run_dates: Iterable[date],
-    states: Mapping[str, ContractState] | None,
-) -> RangePlan:
-    current = dict(states or {})
-    invoices: list[Invoice] = []
-    log: list[LogEntry] = []
-    days = list(run_dates)
-    cache: ScheduleCache = {}
-    indexes = [index_contract(contract, days, cache) for contract in portfolio.contracts]
-    works: dict[str, _Work] = {}
-    for run_date in days:
-        for contract, index in zip(portfolio.contracts, indexes, strict=True):
-            due_lines = index.due.get(run_date)
-            if not due_lines:
-                continue  # no line due: nothing to plan, nothing to log (R8)
-            work = works.get(contract.contract_id)
-            if work is None:
-                state = current.get(contract.contract_id, ContractState())
-                work = works[contract.contract_id] = _Work.start(state, index)
-            _plan_day(contract, run_date, due_lines, index, work, invoices, log)
-    for contract_id, work in works.items():
-        current[contract_id] = work.state()
-    return RangePlan(tuple(invoices), tuple(log), current)
-
-
-def date_range(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
-
-
-def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> ContractState:
-    """The state implied by a contract's invoices: how the store resumes (R13-R15).
-
-    ``invoices`` are every invoice of the contract, cancelled ones included (they hold the shares
-    that must go out again). An item's shares belong to its latest *generation*: the details from
-    the latest run date on which its details add up to its current amount (a full invoicing) on.
-    A share of that generation on no live invoice is open: it goes out again unchanged.
-    """
-    invoiced: set[ItemKey] = set()
-    nte_lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
-    used: dict[str, Decimal] = {}
-    # item -> [(run date, live?, share)] over every invoice, cancelled ones included
-    history: dict[ItemKey, list[tuple[date, bool, Share]]] = {}
-    for invoice in invoices:
-        live = invoice.status is not Status.CANCELLED
-        for line in invoice.lines:
-            for detail in line.details:
-                key = (detail.source_type, detail.source_id)
-                share = Share(
-                    invoice.customer_id,
-                    invoice.customer_name,
-                    detail.split_percent,
-                    detail.amount,
-                )
-                history.setdefault(key, []).append((invoice.invoice_date, live, share))
-                if live:
-                    invoiced.add(key)
-            if live and line.contract_line_id in nte_lines:
-                used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
-    amounts = _item_amounts(contract, history.keys())
-    open_shares: dict[ItemKey, tuple[Share, ...]] = {}
-    for key, entries in history.items():
-        pending = _open_shares(entries, amounts.get(key))
-        if pending:
-            open_shares[key] = pending
-    return ContractState(frozenset(invoiced), used, open_shares)
-
-
-def _item_amounts(contract: Contract, keys: Iterable[ItemKey]) -> dict[ItemKey, Decimal]:
-    wanted = set(keys)
-    amounts: dict[ItemKey, Decimal] = {}
-    if not wanted:
-        return amounts
-    for m in contract.milestones:
-        key = (SourceType.MILESTONE, m.milestone_id)
-        if key in wanted:
-            amounts[key] = m.amount
-    for t in contract.transactions:
-        key = (SourceType.TRANSACTION, t.transaction_id)
-        if key in wanted:
-            amounts[key] = t.amount
-    return amounts
-
-
-def _open_shares(
-    entries: list[tuple[date, bool, Share]], amount: Decimal | None
-) -> tuple[Share, ...]:
-    """An item's shares of its latest generation that are on no live invoice."""
-    by_date: dict[date, Decimal] = {}
-    for day, _, share in entries:
-        by_date[day] = by_date.get(day, ZERO) + share.amount
-    full = [day for day, total in by_date.items() if total == amount]
-    start = max(full) if full else min(by_date)
-    latest: dict[str, tuple[date, bool, Share]] = {}
-    live_customers: set[str] = set()
-    for entry in entries:
-        day, live, share = entry
-        if day < start:
-            continue
-        if live:
-            live_customers.add(share.customer_id)
-        current = latest.get(share.customer_id)
-        if current is None or (day, live) > (current[0], current[1]):
-            latest[share.customer_id] = entry
-    return tuple(
-        share
-        for customer_id, (_, _, share) in sorted(latest.items())
-        if customer_id not in live_customers
-    )
-
-
-# ---- helpers ------------------------------------------------------------------------------------
-
-
-def _due(
-    line: ContractLine, run_date: date, milestone_dates: frozenset[date]
-) -> tuple[bool, date | None]:
-    """R8: is the line due on ``run_date``, and with which cut-off (T&M only)."""
-    if line.billing_method is BillingMethod.FIXED_PRICE:
-        return run_date in milestone_dates, None
-    if line.schedule is None:
-        return False, None
-    cutoff = line.schedule.cutoff_on(run_date)
-    return cutoff is not None, cutoff
+# ---- records ------------------------------------------------------------------------------------
 
 
 _date_and_key = itemgetter(0, 1)
@@ -651,12 +580,14 @@ def _invoice(
     )
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and asked for the same few cut-offs over and over
 def _invoiced_note(cutoff: date | None, held: int) -> str:
     scope = f"cut-off {cutoff.isoformat()}" if cutoff else "milestones due"
     extra = f"; {held} held by not-to-exceed" if held else ""
     return f"{scope}{extra}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _skipped_note(cutoff: date | None, held: int) -> str:
     if held:
         return f"every ready item held by not-to-exceed ({held})"

@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from invoicing import catchup, engine
+from invoicing import catchup
 from invoicing.model import Contract, Invoice, SourceType, Status
 from invoicing.services.common import DEFAULT_WORKERS, parallel
 from invoicing.services.lifecycle import settle_pending_number
 from invoicing.settings import Settings
+from invoicing.shares import state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Partition, Store
@@ -243,7 +244,7 @@ def shares_invoiced_once(facts: ContractFacts) -> list[str]:
                 held_by.setdefault((d.source_type, d.source_id), {}).setdefault(
                     invoice_id, []
                 ).append(d.amount)
-    open_shares = engine.state_from_invoices(facts.contract, facts.invoices.values()).open_shares
+    open_shares = state_from_invoices(facts.contract, facts.invoices.values()).open_shares
     for (kind, item_id), invoices in held_by.items():
         by_customer: dict[str, list[str]] = {}
         for invoice_id in invoices:

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from invoicing import engine
 from invoicing.errors import InputRejected, Problem
 from invoicing.model import Contract, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
+from invoicing.shares import state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
@@ -254,7 +254,7 @@ def _diff_contract(
                 f"its currency cannot change to {contract.currency}",
             )
         )
-    used = engine.state_from_invoices(contract, part.live_invoices()).nte_used
+    used = state_from_invoices(contract, part.live_invoices()).nte_used
     for line in contract.lines:
         limit = line.not_to_exceed
         if limit is not None and used.get(line.line_id, Decimal(0)) > limit:

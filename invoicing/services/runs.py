@@ -18,6 +18,7 @@ from invoicing.engine import ContractPlan, ContractState
 from invoicing.errors import BadRequest
 from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_text, parallel
 from invoicing.settings import Settings
+from invoicing.shares import state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.store import (
     MAX_BATCH_BYTES,
@@ -258,21 +259,19 @@ def _plan_contract(
             contract_id,
         )
         return part, [], None
-    state: ContractState = engine.state_from_invoices(contract, part.committed_invoices())
+    state: ContractState = state_from_invoices(contract, part.committed_invoices())
     pending_dates = part.pending_dates()
     markers: dict[date, dict[str, Any]] = {}
     plans: list[ContractPlan] = []
-    index = engine.index_contract(contract, dates)  # once for all the dates of this run
-    for run_date in dates:
-        marker = part.markers.get(run_date)
-        if marker is not None:
-            markers[run_date] = marker
-            continue
-        plan = engine.plan_contract(contract, run_date, state, index)
-        state = plan.state
-        if plan.invoices or plan.log or run_date in pending_dates:  # no due line: no write
+    # committed dates are done (their invoices are in the state); the others in date order
+    todo = [d for d in dates if d not in part.markers]
+    for d in dates:
+        if d in part.markers:
+            markers[d] = part.markers[d]
+    for plan in engine.plan_dates(contract, todo, state):
+        if plan.invoices or plan.log or plan.run_date in pending_dates:  # no due line: no write
             plans.append(plan)
-            markers[run_date] = _marker(part.pk, plan, 0)
+            markers[plan.run_date] = _marker(part.pk, plan, 0)
     return part, plans, markers
 
 
