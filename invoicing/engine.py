@@ -12,7 +12,6 @@ walks the dates in order, and the result is frozen into immutable records at the
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from invoicing.model import (
     rounding_index,
 )
 from invoicing.money import ZERO, minor_unit, split_amount
+from invoicing.runlog import held_note, invoiced_note, skipped_note
 from invoicing.shares import ContractState, state_from_invoices
 
 __all__ = [
@@ -316,19 +316,19 @@ class _Planner:
                 for shares in fixed.values():
                     for s in shares:
                         names.setdefault(s.customer_id, s.customer_name)
-                note = _invoiced_note(cutoff, len(held))
+                note = invoiced_note(cutoff, len(held))
                 log.append(
                     LogEntry(
                         run_date, contract_id, line_id, INVOICED, len(taken), total, note, currency
                     )
                 )
             else:
-                note = _skipped_note(cutoff, len(held))
+                note = skipped_note(cutoff, len(held))
                 log.append(
                     LogEntry(run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency)
                 )
             for item in held:
-                note = _held_note(item, line.not_to_exceed, used)
+                note = held_note(item, line.not_to_exceed, used)
                 log.append(
                     LogEntry(run_date, contract_id, line_id, HELD, 1, item.amount, note, currency)
                 )
@@ -577,31 +577,6 @@ def _invoice(
         contract.currency,
         total,
         invoice_lines,
-    )
-
-
-@functools.lru_cache(maxsize=4096)  # pure, and asked for the same few cut-offs over and over
-def _invoiced_note(cutoff: date | None, held: int) -> str:
-    scope = f"cut-off {cutoff.isoformat()}" if cutoff else "milestones due"
-    extra = f"; {held} held by not-to-exceed" if held else ""
-    return f"{scope}{extra}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _skipped_note(cutoff: date | None, held: int) -> str:
-    if held:
-        return f"every ready item held by not-to-exceed ({held})"
-    if cutoff:
-        return f"nothing ready to invoice up to cut-off {cutoff.isoformat()}"
-    return "no ready milestone to invoice"
-
-
-def _held_note(item: Milestone | Transaction, limit: Decimal | None, used: Decimal) -> str:
-    source = "milestone" if isinstance(item, Milestone) else "transaction"
-    item_id = item.milestone_id if isinstance(item, Milestone) else item.transaction_id
-    return (
-        f"{source} {item_id} ({item.amount}) held: it would take the line past its "
-        f"not-to-exceed {limit} (already invoiced {used})"
     )
 
 

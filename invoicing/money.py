@@ -45,10 +45,6 @@ def minor_unit(code: str) -> int:
     return MINOR_UNITS[code]
 
 
-def quantum(places: int) -> Decimal:
-    return _QUANTA[places]
-
-
 def round_half_up(amount: Decimal, places: int) -> Decimal:
     return amount.quantize(_QUANTA[places], rounding=ROUND_HALF_UP)
 

@@ -106,10 +106,6 @@ class Lease:
         if age > self.max_age:
             raise LeaseLost(f"not renewed for {age:.0f} s")
 
-    @property
-    def lost(self) -> bool:
-        return self._lost is not None
-
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
