@@ -7,10 +7,14 @@
 * A date span is ``date`` alone or ``from`` and ``to`` together; filters (``from``, ``to``) may
   each be open.
 * A status filter is Draft, Confirmed or Cancelled, in any case.
+* An upload is at most ``MAX_UPLOAD_BYTES`` (L1): a file's size, a request body, a declared
+  ``Content-Length`` are held against the cap by ``check_upload_size``; over it is
+  ``UploadRejected`` with status 413 (exit 2 on the command line).
 * ``Accept`` is content negotiation with q-values (RFC 9110 §12.5.1), not a substring test.
 
 Every wrong value raises ``invoicing.errors.BadRequest`` naming the parameter the way the caller
-spelled it (``DateNames``): the CLI turns it into exit 2, the HTTP handlers into 400.
+spelled it (``DateNames``): the CLI turns it into exit 2, the HTTP handlers into 400
+(``invoicing.outcomes`` holds that mapping for every error).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from invoicing.errors import BadRequest
+from invoicing.errors import BadRequest, UploadRejected
 from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE, Status
 
 DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -116,6 +120,37 @@ def parse_status(text: str | None, name: str) -> Status | None:
             return status
     choices = ", ".join(s.value for s in Status)
     raise BadRequest(f'{name} "{_shown(text or "")}" is not one of {choices}')
+
+
+# ---- the upload cap (L1) ---------------------------------------------------------------------
+
+TOO_LARGE = 413  # the HTTP status of an upload over the cap
+
+
+def check_upload_size(
+    size: int, limit: int, *, what: str = "the upload", exact: bool = True, allowance: int = 0
+) -> None:
+    """Refuse an upload of ``size`` bytes over ``limit`` (``UploadRejected``, 413 / exit 2).
+
+    ``what`` names the upload in the message (a path on the command line). ``exact`` is False when
+    only a bounded read was made (``size`` is then "more than the limit", not the real size);
+    ``allowance`` is what a declared size may carry beyond the file itself (multipart framing).
+    """
+    if size <= limit + allowance:
+        return
+    if exact:
+        message = f"{what} is {size:,} bytes; the limit is {limit:,} bytes"
+    else:
+        message = f"{what} is over the limit of {limit:,} bytes"
+    raise UploadRejected(message, status=TOO_LARGE)
+
+
+def declared_length(text: str | None) -> int | None:
+    """A ``Content-Length`` value as a number of bytes; None when absent or not ASCII digits
+    (``str.isdigit`` alone takes ``²``, which ``int`` then refuses)."""
+    if text is None or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
 
 
 # ---- content negotiation (RFC 9110 §12.5.1) ---------------------------------------------------

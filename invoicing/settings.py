@@ -1,16 +1,26 @@
 """Every app setting in one place: read from the environment, with defaults and validation.
 
-Names are those of SPEC H, L and S2.
+Names are those of SPEC H, L and S2. Each setting is one field of ``Settings``: its default, its
+app-setting name and its bounds are declared there and nowhere else; ``from_env`` reads the fields,
+``DEFAULTS`` lists them as a settings file writes them (``local.settings.sample.json`` and the
+README's table state the same values, which a test checks).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIB = 1024 * 1024
+EXCEL_ROWS = 1_048_576  # Excel's own row limit (L2)
+
+# The storage connection string: the first of these that is set and not blank; no default.
+STORAGE_SETTINGS = ("INVOICING_STORAGE", "AzureWebJobsStorage")
+
+T = TypeVar("T", str, int)
 
 
 class SettingsError(ValueError):
@@ -18,16 +28,42 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class AppSetting:
+    """How one ``Settings`` field is read from the environment.
+
+    A whole number (``low`` and ``high`` given) that is absent or blank takes the default; so does
+    a text, unless ``blank_allowed`` (an empty invoice number prefix means no prefix).
+    """
+
+    name: str
+    low: int | None = None
+    high: int | None = None
+    blank_allowed: bool = False
+
+    def read(self, env: Mapping[str, str], default: Any) -> Any:
+        raw = env.get(self.name)
+        if self.low is not None and self.high is not None:
+            return _whole_number(self.name, raw, default, low=self.low, high=self.high)
+        if raw is None or (raw == "" and not self.blank_allowed):
+            return default
+        return raw
+
+
+def _setting(default: T, name: str, **how: Any) -> T:
+    return field(default=default, metadata={"app_setting": AppSetting(name, **how)})
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    storage_connection: str | None = None
-    timezone: str = "UTC"
-    catchup_days: int = 31
-    run_schedule: str = "0 0 2 * * *"
-    invoice_number_prefix: str = "INV-"
-    max_upload_bytes: int = 20 * MIB
-    max_rows: int = 1_048_576
-    lease_seconds: int = 30
-    table_prefix: str = "invoicing"
+    storage_connection: str | None = None  # STORAGE_SETTINGS
+    timezone: str = _setting("UTC", "INVOICE_TIMEZONE")
+    catchup_days: int = _setting(31, "INVOICE_CATCHUP_DAYS", low=1, high=3660)
+    run_schedule: str = _setting("0 0 2 * * *", "INVOICE_RUN_SCHEDULE")
+    invoice_number_prefix: str = _setting("INV-", "INVOICE_NUMBER_PREFIX", blank_allowed=True)
+    max_upload_bytes: int = _setting(20 * MIB, "MAX_UPLOAD_BYTES", low=1, high=100 * MIB)
+    max_rows: int = _setting(EXCEL_ROWS, "MAX_ROWS", low=1, high=EXCEL_ROWS)
+    lease_seconds: int = _setting(30, "INVOICE_LEASE_SECONDS", low=15, high=60)
+    table_prefix: str = _setting("invoicing", "INVOICE_TABLE_PREFIX")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -36,18 +72,12 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        connection = env.get("INVOICING_STORAGE") or env.get("AzureWebJobsStorage") or None
-        settings = cls(
-            storage_connection=connection,
-            timezone=env.get("INVOICE_TIMEZONE", "UTC") or "UTC",
-            catchup_days=_int(env, "INVOICE_CATCHUP_DAYS", 31, low=1, high=3660),
-            run_schedule=env.get("INVOICE_RUN_SCHEDULE", "0 0 2 * * *") or "0 0 2 * * *",
-            invoice_number_prefix=env.get("INVOICE_NUMBER_PREFIX", "INV-"),
-            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 20 * MIB, low=1, high=100 * MIB),
-            max_rows=_int(env, "MAX_ROWS", 1_048_576, low=1, high=1_048_576),
-            lease_seconds=_int(env, "INVOICE_LEASE_SECONDS", 30, low=15, high=60),
-            table_prefix=env.get("INVOICE_TABLE_PREFIX", "invoicing") or "invoicing",
-        )
+        values: dict[str, Any] = {
+            "storage_connection": next((env[n] for n in STORAGE_SETTINGS if env.get(n)), None)
+        }
+        for name, how, default in _app_settings():
+            values[name] = how.read(env, default)
+        settings = cls(**values)
         settings.validate()
         return settings
 
@@ -59,8 +89,8 @@ class Settings:
                 f'INVOICE_TIMEZONE "{self.timezone}" is not an IANA time zone such as '
                 '"Europe/Paris" or "UTC"'
             ) from None
-        fields = self.run_schedule.split()
-        if len(fields) != 6 and not (self.run_schedule.startswith("%") or ":" in self.run_schedule):
+        parts = self.run_schedule.split()
+        if len(parts) != 6 and not (self.run_schedule.startswith("%") or ":" in self.run_schedule):
             raise SettingsError(
                 f'INVOICE_RUN_SCHEDULE "{self.run_schedule}" is not a six-field NCRONTAB '
                 'expression such as "0 0 2 * * *" (02:00 UTC daily)'
@@ -77,8 +107,20 @@ class Settings:
             )
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
-    raw = env.get(name)
+def _app_settings() -> list[tuple[str, AppSetting, Any]]:
+    """(field name, how it is read, its default) of every field read from one app setting."""
+    return [
+        (f.name, f.metadata["app_setting"], f.default)
+        for f in fields(Settings)
+        if "app_setting" in f.metadata
+    ]
+
+
+# App setting name -> its default as a settings file holds it (text), in field order.
+DEFAULTS: dict[str, str] = {how.name: str(default) for _, how, default in _app_settings()}
+
+
+def _whole_number(name: str, raw: str | None, default: int, *, low: int, high: int) -> int:
     if raw is None or raw.strip() == "":
         return default
     try:

@@ -163,6 +163,16 @@ def test_missing_input_file_exits_2(tmp_path, capsys):
     assert code == 2 and "no such file" in capsys.readouterr().err
 
 
+def test_an_input_over_the_byte_cap_exits_2_naming_the_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
+    code, out = preview(tmp_path, SAMPLE, "--date", "2020-10-05")
+    assert code == 2 and not out.exists()
+    size = SAMPLE.stat().st_size
+    assert capsys.readouterr().err == (
+        f"error: {SAMPLE} is {size:,} bytes; the limit is 1,000 bytes\n"
+    )
+
+
 def test_a_text_file_is_not_a_workbook(tmp_path, capsys):
     code, out = preview(tmp_path, b"ContractId,Currency\nC1,USD\n", "--date", "2020-10-05")
     assert code == 2 and not out.exists()

@@ -6,13 +6,15 @@ from datetime import date
 
 import pytest
 
-from invoicing.errors import BadRequest
+from invoicing.errors import BadRequest, UploadRejected
 from invoicing.model import Status
 from invoicing.requests import (
     CLI,
     HTTP,
+    check_upload_size,
     date_bounds,
     date_span,
+    declared_length,
     media_ranges,
     negotiate,
     optional_date,
@@ -188,3 +190,46 @@ def test_media_ranges_keep_their_weights_and_parameters():
         ("*", "*", 0, 0.5),
         ("a", "b", 1, 1.0),
     ]
+
+
+# ---- the upload cap (L1) ------------------------------------------------------------------------
+
+
+def test_an_upload_at_the_cap_passes_and_one_byte_over_is_413():
+    check_upload_size(1000, 1000)
+    with pytest.raises(UploadRejected) as caught:
+        check_upload_size(1001, 1000)
+    assert caught.value.status == 413
+    assert str(caught.value) == "the upload is 1,001 bytes; the limit is 1,000 bytes"
+
+
+def test_the_cap_message_names_the_upload_and_says_when_the_size_is_not_known():
+    with pytest.raises(UploadRejected, match=r"^book\.xlsx is 2,000 bytes; the limit is 1,000"):
+        check_upload_size(2000, 1000, what="book.xlsx")
+    with pytest.raises(UploadRejected) as caught:
+        check_upload_size(1001, 1000, exact=False)
+    assert str(caught.value) == "the upload is over the limit of 1,000 bytes"
+
+
+def test_a_declared_size_may_carry_an_allowance_beyond_the_cap():
+    check_upload_size(1500, 1000, allowance=500)
+    with pytest.raises(UploadRejected, match="is 1,501 bytes; the limit is 1,000 bytes"):
+        check_upload_size(1501, 1000, allowance=500)
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("1234", 1234),
+        ("0", 0),
+        (None, None),
+        ("", None),
+        ("-1", None),
+        (" 12", None),
+        ("1e3", None),
+        ("²", None),
+        ("١٢", None),
+    ],
+)
+def test_a_declared_content_length_is_ascii_digits_or_nothing(text, length):
+    assert declared_length(text) == length

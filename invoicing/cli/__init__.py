@@ -1,7 +1,8 @@
 """Command line: ``python -m invoicing`` (SPEC C).
 
 Exit codes: 0 done; 2 invalid input; 3 lease held by another run; 4 audit found violations;
-1 anything else, with a one-line reason.
+1 anything else, with a one-line reason. What each failure exits with and prints is the table of
+``invoicing.outcomes``, shared with the HTTP functions.
 """
 
 from __future__ import annotations
@@ -15,15 +16,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from invoicing import requests
-from invoicing.errors import BadRequest, InputRejected, UploadRejected
-from invoicing.settings import Settings, SettingsError
+from invoicing import outcomes, requests
+from invoicing.errors import BadRequest
+from invoicing.outcomes import EXIT_ERROR, EXIT_OK
+from invoicing.settings import Settings
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_INVALID = 2
-EXIT_LEASE_HELD = 3
-EXIT_AUDIT = 4
 PREVIEW_LISTED = 50  # invoices listed on stdout; the workbook has them all
 
 
@@ -40,12 +37,7 @@ def read_upload(path: str, settings: Settings) -> bytes:
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"{path}: no such file")
-    size = file.stat().st_size
-    if size > settings.max_upload_bytes:
-        raise UploadRejected(
-            f"{path} is {size:,} bytes; the limit is {settings.max_upload_bytes:,} bytes",
-            status=413,
-        )
+    requests.check_upload_size(file.stat().st_size, settings.max_upload_bytes, what=path)
     return file.read_bytes()
 
 
@@ -264,27 +256,18 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def exit_code(command: Callable[[], int]) -> int:
-    """Run one command; map what it raises to the exit codes of SPEC C, the reason on stderr."""
+    """Run one command; map what it raises to the exit codes of SPEC C, the reason on stderr
+    (``invoicing.outcomes``)."""
     try:
         return int(command())
-    except InputRejected as exc:
-        for problem in exc.problems:
-            print(str(problem), file=sys.stderr)
-        print(f"{exc.total:,} error(s); nothing was written", file=sys.stderr)
-        return EXIT_INVALID
-    except (UploadRejected, BadRequest) as exc:  # BadRequest includes UsageError
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_ERROR
-    except BaseException as exc:  # the one-line reason of SPEC C; the detail goes to the log
-        if isinstance(exc, SystemExit):
-            raise
-        # Native parsers can raise BaseException subclasses (pyo3's PanicException).
-        logging.getLogger("invoicing").debug("unexpected error", exc_info=True)
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except SystemExit:
+        raise
+    except BaseException as exc:  # native parsers raise BaseException subclasses (pyo3 panics)
+        outcome = outcomes.outcome_of(exc)
+        if outcome is outcomes.UNFORESEEN:  # the one-line reason of SPEC C; the detail to the log
+            logging.getLogger("invoicing").debug("unexpected error", exc_info=True)
+        print(outcome.stderr(exc), file=sys.stderr)
+        return outcome.exit_code

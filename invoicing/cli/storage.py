@@ -1,54 +1,21 @@
 """The storage commands of the command line (SPEC C): import, run, export, confirm, cancel,
-ledger, audit. Thin: parse, call ``invoicing.services``, print text, return the exit code."""
+ledger, audit. Thin: parse, call ``invoicing.services``, print text, return the exit code; what
+they raise is answered by ``invoicing.cli.exit_code`` from the table of ``invoicing.outcomes``."""
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from datetime import date
-from typing import Any
-
-from azure.core.exceptions import AzureError, ServiceRequestError
 
 from invoicing import services
 from invoicing.cli.text import import_text, ledger_line, run_text
 from invoicing.model import Invoice, Status
+from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_OK, outcome_of
 from invoicing.services import Progress
 from invoicing.settings import Settings
-from invoicing.storage.errors import LeaseHeld, NotFound, StorageError, WrongState
+from invoicing.storage.errors import NotFound, WrongState
 from invoicing.storage.store import Store
-
-EXIT_OK, EXIT_ERROR, EXIT_LEASE_HELD, EXIT_AUDIT = 0, 1, 3, 4
-
-
-def storage_errors(fn: Callable[..., int]) -> Callable[..., int]:
-    """Storage failures as exit codes (SPEC C) with a one-line reason on stderr."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> int:
-        try:
-            return fn(*args, **kwargs)
-        except LeaseHeld as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_LEASE_HELD
-        except StorageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        except ServiceRequestError as exc:
-            print(
-                f"error: cannot reach the storage account: {str(exc).splitlines()[0]}",
-                file=sys.stderr,
-            )
-            return EXIT_ERROR
-        except AzureError as exc:
-            print(
-                f"error: storage: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                file=sys.stderr,
-            )
-            return EXIT_ERROR
-
-    return wrapper
 
 
 def progress(label: str) -> Progress | None:
@@ -63,7 +30,6 @@ def progress(label: str) -> Progress | None:
     return show
 
 
-@storage_errors
 def import_command(data: bytes, settings: Settings) -> int:
     result = services.import_upload(data, settings)
     for warning in result.warnings:
@@ -72,7 +38,6 @@ def import_command(data: bytes, settings: Settings) -> int:
     return EXIT_OK
 
 
-@storage_errors
 def run_command(daily: bool, settings: Settings, span: tuple[date, date] | None) -> int:
     store = services.open_store(settings)
     if span is not None and daily:
@@ -83,7 +48,6 @@ def run_command(daily: bool, settings: Settings, span: tuple[date, date] | None)
     return EXIT_OK
 
 
-@storage_errors
 def export_command(
     output: str,
     settings: Settings,
@@ -113,8 +77,8 @@ def _each(
     for invoice_id in ids:
         try:
             invoice = action(store, settings, invoice_id)
-        except (NotFound, WrongState) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        except (NotFound, WrongState) as exc:  # said for each id; exit 1 at the end
+            print(outcome_of(exc).stderr(exc), file=sys.stderr)
             failed += 1
             continue
         number = f" as {invoice.invoice_number}" if invoice.invoice_number else ""
@@ -122,17 +86,14 @@ def _each(
     return EXIT_ERROR if failed else EXIT_OK
 
 
-@storage_errors
 def confirm_command(ids: list[str], settings: Settings) -> int:
     return _each(ids, settings, services.confirm, "confirmed")
 
 
-@storage_errors
 def cancel_command(ids: list[str], settings: Settings) -> int:
     return _each(ids, settings, services.cancel, "cancelled")
 
 
-@storage_errors
 def ledger_command(settings: Settings) -> int:
     """S6: the run ledger, newest first, one line per run date."""
     entries = services.ledger_entries(services.open_store(settings))
@@ -143,7 +104,6 @@ def ledger_command(settings: Settings) -> int:
     return EXIT_OK
 
 
-@storage_errors
 def audit_command(settings: Settings) -> int:
     violations = services.audit(services.open_store(settings), settings)
     for violation in violations:

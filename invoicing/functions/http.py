@@ -10,10 +10,10 @@ from datetime import date
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-from invoicing import requests
-from invoicing.errors import BadRequest, InputRejected, UploadRejected
+from invoicing import outcomes, requests
+from invoicing.errors import BadRequest, InputRejected
+from invoicing.outcomes import TITLES
 from invoicing.settings import Settings
 from invoicing.views import dumps
 
@@ -22,27 +22,7 @@ log = logging.getLogger("invoicing.http")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PROBLEM = "application/problem+json"
 JSON = "application/json"
-TITLES = {
-    400: "Bad request",
-    404: "Not found",
-    409: "Conflict",
-    413: "Upload too large",
-    415: "Not an xlsx workbook",
-    422: "The workbook has errors",
-    500: "Internal error",
-    503: "Service unavailable",
-}
-
-
-class HttpProblem(Exception):
-    """Raised by handlers for a known client-facing failure; becomes problem+json."""
-
-    def __init__(self, status: int, detail: str, *, title: str | None = None, **extra: Any):
-        self.status = status
-        self.detail = detail
-        self.title = title or TITLES.get(status, "Error")
-        self.extra = extra
-        super().__init__(detail)
+MULTIPART_ALLOWANCE = 64 * 1024  # what a multipart body may carry beyond the file itself
 
 
 def problem(
@@ -76,32 +56,26 @@ def settings() -> Settings:
 
 
 def upload_bytes(req: func.HttpRequest, limit: int) -> bytes:
-    """The uploaded workbook: multipart field ``file``, else the raw body (413 past ``limit``)."""
-    declared = req.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise UploadRejected(
-            f"the upload is {int(declared):,} bytes; the limit is {limit:,} bytes", status=413
-        )
+    """The uploaded workbook: multipart field ``file``, else the raw body (413 past ``limit``,
+    ``requests.check_upload_size`` as on the command line)."""
+    declared = requests.declared_length(req.headers.get("Content-Length"))
+    if declared is not None:  # refused before the body is looked at
+        requests.check_upload_size(declared, limit, allowance=MULTIPART_ALLOWANCE)
     body = req.get_body() or b""
     content_type = (req.headers.get("Content-Type") or "").lower()
     if content_type.startswith("multipart/form-data"):
         upload = req.files.get("file")
         if upload is None:
             if req.form.get("file") is not None:
-                raise HttpProblem(
-                    400,
+                raise BadRequest(
                     'the multipart field "file" was sent as text, not as a file: '
-                    "send it with a filename (curl -F file=@book.xlsx)",
+                    "send it with a filename (curl -F file=@book.xlsx)"
                 )
-            raise HttpProblem(400, 'multipart upload without a field named "file"')
-        data = upload.read(limit + 1)
-        if len(data) > limit:
-            raise UploadRejected(f"the upload is over the limit of {limit:,} bytes", status=413)
+            raise BadRequest('multipart upload without a field named "file"')
+        data = upload.read(limit + 1)  # a bounded read: past the limit, the size is not known
+        requests.check_upload_size(len(data), limit, exact=False)
         return data
-    if len(body) > limit:
-        raise UploadRejected(
-            f"the upload is {len(body):,} bytes; the limit is {limit:,} bytes", status=413
-        )
+    requests.check_upload_size(len(body), limit)
     return body
 
 
@@ -134,78 +108,43 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
 def handle_errors(fn: Handler) -> Handler:
-    """Map every failure to problem+json; nothing internal ever reaches the response body."""
+    """Map every failure to problem+json by the table of ``invoicing.outcomes`` (shared with the
+    command line); nothing internal ever reaches the response body."""
 
     @functools.wraps(fn)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
             return fn(req)
-        except HttpProblem as exc:
-            return problem(exc.status, exc.detail, title=exc.title, **exc.extra)
-        except BadRequest as exc:
-            return problem(400, str(exc))
-        except InputRejected as exc:
-            return problem(
-                422,
-                f"{exc.total:,} problem(s) in the workbook; nothing was imported or previewed",
-                errors=[p.as_dict() for p in exc.problems],
-            )
-        except UploadRejected as exc:
-            return problem(exc.status, str(exc))
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as exc:  # pyo3's PanicException is a BaseException
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            mapped = _service_error(exc)
-            if mapped is None and _storage_unreachable(exc):
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                log.error("%s: cannot reach the storage account: %s", fn.__name__, first)
-                mapped = problem(
-                    503,
-                    "the storage account cannot be reached; try again later",
-                    title="Storage unavailable",
-                )
-            if mapped is not None:
-                return mapped
-            correlation = uuid.uuid4().hex
-            log.exception("unexpected error in %s (correlation id %s)", fn.__name__, correlation)
-            return problem(
-                500,
-                f"unexpected error; quote correlation id {correlation} to support",
-                correlationId=correlation,
-            )
+            return answer(exc, fn.__name__)
 
     return wrapper
 
 
-def _storage_unreachable(exc: BaseException) -> bool:
-    """A connection to storage failed: refused, reset, timed out, name not resolved (L6: 503).
-
-    The SDK raises ``ServiceRequestError`` when the request could not be sent and
-    ``ServiceResponseError`` when no answer came back; an exception raised ``from`` one of them
-    (our own ``StorageError`` wrapping it, say) counts too.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, (ServiceRequestError, ServiceResponseError)):
-            return True
-        seen.add(id(current))
-        current = current.__cause__
-    return False
-
-
-def _service_error(exc: BaseException) -> func.HttpResponse | None:
-    from invoicing import services
-
-    if isinstance(exc, services.NotFound):
-        return problem(404, str(exc))
-    if isinstance(exc, services.WrongState):
-        return problem(409, str(exc))
-    if isinstance(exc, services.LeaseHeld):
-        return problem(409, str(exc), title="Another run holds the lease")
-    if isinstance(exc, services.LeaseLost):
-        return problem(503, str(exc), title="The run lost its lease")
-    if isinstance(exc, services.StorageNotConfigured):
-        log.error("storage is not configured: %s", exc)
-        return problem(503, str(exc), title="Storage is not configured")
-    return None
+def answer(exc: BaseException, handler: str) -> func.HttpResponse:
+    """The problem+json answer to ``exc`` raised in the function ``handler``."""
+    outcome = outcomes.http_outcome(exc)
+    if outcome.unexpected:
+        correlation = uuid.uuid4().hex
+        log.error(
+            "unexpected error in %s (correlation id %s)",
+            handler,
+            correlation,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return problem(
+            outcome.status,
+            f"unexpected error; quote correlation id {correlation} to support",
+            correlationId=correlation,
+        )
+    if outcome.log:
+        log.error(
+            "%s", outcome.log.format(handler=handler, error=exc, line=outcomes.first_line(exc))
+        )
+    status = outcome.status_of(exc)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, InputRejected):  # every problem, located (SPEC H)
+        extra["errors"] = [p.as_dict() for p in exc.problems]
+    return problem(status, outcome.detail(exc), title=outcome.title_of(status), **extra)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from invoicing import services
+from invoicing.errors import BadRequest
 from invoicing.functions.http import (
     date_span,
     handle_errors,
@@ -44,11 +45,9 @@ def template(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="preview", methods=["POST"])
 @handle_errors
 def preview(req: func.HttpRequest) -> func.HttpResponse:
-    from invoicing.functions.http import HttpProblem
-
     start, end = date_span(req)
     if (end - start).days >= MAX_PREVIEW_DAYS:
-        raise HttpProblem(400, f"a preview covers at most {MAX_PREVIEW_DAYS} days")
+        raise BadRequest(f"a preview covers at most {MAX_PREVIEW_DAYS} days")
     config = settings()
     data = upload_bytes(req, config.max_upload_bytes)
     result = preview_workbook(data, start, end, settings=config)

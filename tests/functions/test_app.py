@@ -226,6 +226,41 @@ def test_preview_over_the_byte_cap_is_413(indexed, monkeypatch):
     assert "1,000" in problem_of(response)["detail"]
 
 
+def test_a_declared_content_length_over_the_cap_is_413_before_the_body_is_read(indexed):
+    response = call(
+        indexed,
+        "preview",
+        "POST",
+        body=SAMPLE,
+        params={"date": "2020-10-05"},
+        headers={"Content-Length": str(200 * 1024 * 1024)},
+    )
+    assert response.status_code == 413
+    assert problem_of(response)["detail"] == (
+        "the upload is 209,715,200 bytes; the limit is 20,971,520 bytes"
+    )
+
+
+@pytest.mark.parametrize("declared", ["²", "-5", "1e9", "abc"])
+def test_a_content_length_that_is_not_a_number_is_ignored_not_a_500(indexed, declared):
+    response = call(
+        indexed,
+        "preview",
+        "POST",
+        body=SAMPLE,
+        params={"date": "2020-10-05"},
+        headers={"Content-Length": declared},
+    )
+    assert response.status_code == 200
+
+
+def test_a_multipart_file_over_the_cap_is_413(indexed, monkeypatch):
+    monkeypatch.setenv("MAX_UPLOAD_BYTES", "1000")
+    response = multipart_preview(indexed, SAMPLE, "a.xlsx")
+    assert response.status_code == 413
+    assert problem_of(response)["detail"] == "the upload is over the limit of 1,000 bytes"
+
+
 @pytest.mark.parametrize(
     "body",
     [b"", b"ContractId,Currency\nC1,USD\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600],
