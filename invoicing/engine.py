@@ -495,7 +495,10 @@ def _share_with_fixed(
             parts = [(s.customer_id, s.split_percent, s.amount) for s in shares]
         for customer_id, pct, amount in parts:
             if amount:
-                details.setdefault(customer_id, []).append(_detail(item, pct, amount))
+                detail = _detail(item, pct, amount)
+                if shares is not None:
+                    detail = detail._replace(rebilled=True)
+                details.setdefault(customer_id, []).append(detail)
                 sums[customer_id] = sums.get(customer_id, ZERO) + amount
     for customer_id, rows in details.items():
         per_customer.setdefault(customer_id, []).append((line, cutoff, rows, sums[customer_id]))

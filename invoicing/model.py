@@ -47,6 +47,21 @@ class Status(StrEnum):
     CANCELLED = "Cancelled"
 
 
+class DocumentType(StrEnum):
+    INVOICE = "Invoice"
+    CREDIT_NOTE = "CreditNote"
+
+
+class DetailStatus(StrEnum):
+    """What became of a detail (X5): invoiced, or written off on its draft (R22), or removed from
+    its draft (R22: the share went back to the backlog; kept for the share's record, not shown)."""
+
+    INVOICED = "Invoiced"
+    WRITTEN_OFF = "WrittenOff"
+    REMOVED = "Removed"
+    CREDITED = "Credited"  # a credit note's detail (R21), or an invoice detail a credit note took
+
+
 class Outcome(StrEnum):
     INVOICED = "Invoiced"
     SKIPPED = "Skipped"
@@ -154,6 +169,11 @@ class Detail(NamedTuple):
     unit_price: Decimal | None
     split_percent: Decimal
     amount: Decimal
+    status: DetailStatus = DetailStatus.INVOICED
+    note: str = ""  # why it was written off (R22), when someone said
+    # the share went out again as fixed by an earlier invoicing (R13, R15), not a fresh split:
+    # the share rule finds an item's latest generation by its fresh splits
+    rebilled: bool = False
 
 
 class InvoiceLine(NamedTuple):
@@ -182,6 +202,16 @@ class Invoice(NamedTuple):
     lines: tuple[InvoiceLine, ...]
     status: Status = Status.DRAFT
     invoice_number: str | None = None
+    document_type: DocumentType = DocumentType.INVOICE
+    # a credit note: the invoice it credits, and that invoice's number (R21)
+    credited_invoice_id: str | None = None
+    credited_number: str | None = None
+    # an invoice: its credit notes as (CreditNoteId, number), in the order they were made
+    credit_notes: tuple[tuple[str, str | None], ...] = ()
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.document_type is DocumentType.CREDIT_NOTE
 
 
 class LogEntry(NamedTuple):

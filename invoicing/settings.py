@@ -60,6 +60,7 @@ class Settings:
     catchup_days: int = _setting(31, "INVOICE_CATCHUP_DAYS", low=1, high=3660)
     run_schedule: str = _setting("0 0 2 * * *", "INVOICE_RUN_SCHEDULE")
     invoice_number_prefix: str = _setting("INV-", "INVOICE_NUMBER_PREFIX", blank_allowed=True)
+    credit_note_prefix: str = _setting("CRN-", "CREDIT_NOTE_PREFIX", blank_allowed=True)
     max_upload_bytes: int = _setting(20 * MIB, "MAX_UPLOAD_BYTES", low=1, high=100 * MIB)
     max_rows: int = _setting(EXCEL_ROWS, "MAX_ROWS", low=1, high=EXCEL_ROWS)
     lease_seconds: int = _setting(30, "INVOICE_LEASE_SECONDS", low=15, high=60)

@@ -11,8 +11,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import NamedTuple
 
-from invoicing.model import Contract, Invoice, ItemKey, Share, SourceType, Status
+from invoicing.model import (
+    Contract,
+    DetailStatus,
+    Invoice,
+    ItemKey,
+    Share,
+    SourceType,
+    Status,
+)
 from invoicing.money import ZERO
 
 
@@ -32,45 +41,57 @@ class ContractState:
     open_shares: Mapping[ItemKey, tuple[Share, ...]] = field(default_factory=dict)
 
 
-def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> ContractState:
-    """The state implied by a contract's invoices: how the store resumes (R13-R15).
+LIVE, CLOSED, HISTORY, CREDIT, CREDIT_CLOSED = range(5)  # what a detail says of its share
 
-    ``invoices`` are every invoice of the contract, cancelled ones included (they hold the shares
-    that must go out again). An item's shares belong to its latest *generation*: the details from
-    the latest run date on which its details add up to its current amount (a full invoicing) on.
-    A share of that generation on no live invoice is open: it goes out again unchanged.
+
+def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> ContractState:
+    """The state implied by a contract's invoices and credit notes: how the store resumes
+    (R13-R15, R21, R22).
+
+    ``invoices`` are every committed invoice and credit note of the contract, cancelled ones
+    included (they hold the shares that must go out again). Per item and customer, its details
+    say what became of the share: on a live invoice (*live*), written off (*closed*), cancelled
+    or removed from a draft (*history*), credited back to the backlog or credited and written
+    off. A share whose live details outnumber its credits is live; else one that was ever
+    written off is closed; else it is *open*: it goes out again, to the same customer for the
+    same amount. An item's shares belong to its latest *generation*: the details from the latest
+    run date on which its invoice details add up to its current amount (a full invoicing) on, so
+    an item changed after every share of it was cancelled is split afresh.
     """
-    invoiced: set[ItemKey] = set()
+    docs = list(invoices)
     nte_lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
     used: dict[str, Decimal] = {}
-    # item -> [(run date, live?, share)] over every invoice, cancelled ones included
-    history: dict[ItemKey, list[tuple[date, bool, Share]]] = {}
-    for invoice in invoices:
-        live = invoice.status is not Status.CANCELLED
-        for line in invoice.lines:
-            for detail in line.details:
-                key = (detail.source_type, detail.source_id)
-                share = Share(
-                    invoice.customer_id,
-                    invoice.customer_name,
-                    detail.split_percent,
-                    detail.amount,
-                )
-                history.setdefault(key, []).append((invoice.invoice_date, live, share))
-                if live:
-                    invoiced.add(key)
-            if live and line.contract_line_id in nte_lines:
+    for inv in docs:
+        if inv.status is Status.CANCELLED:
+            continue
+        for line in inv.lines:
+            if line.contract_line_id in nte_lines:
+                # credit notes carry negative lines: credited amounts free room (R21)
                 used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
-    amounts = _item_amounts(contract, history.keys())
+    history = item_entries(docs)
+    amounts = item_amounts(contract, history.keys())
+    invoiced: set[ItemKey] = set()
     open_shares: dict[ItemKey, tuple[Share, ...]] = {}
     for key, entries in history.items():
-        pending = _open_shares(entries, amounts.get(key))
+        taken, pending = _shares_of(entries, amounts.get(key))
+        if taken:
+            invoiced.add(key)
         if pending:
             open_shares[key] = pending
     return ContractState(frozenset(invoiced), used, open_shares)
 
 
-def _item_amounts(contract: Contract, keys: Iterable[ItemKey]) -> dict[ItemKey, Decimal]:
+def _kind(status: DetailStatus, cancelled: bool, credit: bool) -> int:
+    if credit:
+        return CREDIT_CLOSED if status is DetailStatus.WRITTEN_OFF else CREDIT
+    if status is DetailStatus.WRITTEN_OFF:
+        return CLOSED  # written off stays written off, even on a draft cancelled later
+    if cancelled or status is DetailStatus.REMOVED:
+        return HISTORY
+    return LIVE
+
+
+def item_amounts(contract: Contract, keys: Iterable[ItemKey]) -> dict[ItemKey, Decimal]:
     wanted = set(keys)
     amounts: dict[ItemKey, Decimal] = {}
     if not wanted:
@@ -86,30 +107,76 @@ def _item_amounts(contract: Contract, keys: Iterable[ItemKey]) -> dict[ItemKey, 
     return amounts
 
 
-def _open_shares(
-    entries: list[tuple[date, bool, Share]], amount: Decimal | None
-) -> tuple[Share, ...]:
-    """An item's shares of its latest generation that are on no live invoice."""
-    by_date: dict[date, Decimal] = {}
-    for day, _, share in entries:
-        by_date[day] = by_date.get(day, ZERO) + share.amount
-    full = [day for day, total in by_date.items() if total == amount]
-    start = max(full) if full else min(by_date)
-    latest: dict[str, tuple[date, bool, Share]] = {}
-    live_customers: set[str] = set()
-    for entry in entries:
-        day, live, share = entry
+class ShareRecord(NamedTuple):
+    """What became of one customer's share of one item (its latest generation)."""
+
+    share: Share
+    live: int  # live invoice details of it, less the credit notes that credited it
+    closed: bool  # written off (on its draft, or with its credit)
+
+    @property
+    def state(self) -> str:
+        if self.live > 0:
+            return "live"
+        return "closed" if self.closed else "open"
+
+
+def _shares_of(
+    entries: list[tuple[date, int, Share, bool]], amount: Decimal | None
+) -> tuple[bool, tuple[Share, ...]]:
+    """(is any share of the item live or closed, the shares of its latest generation to invoice
+    again)."""
+    records = share_records(entries, amount)
+    taken = any(r.state != "open" for r in records.values())
+    return taken, tuple(r.share for _, r in sorted(records.items()) if r.state == "open")
+
+
+def share_records(
+    entries: list[tuple[date, int, Share, bool]], amount: Decimal | None
+) -> dict[str, ShareRecord]:
+    """Per customer, the record of its share of one item, from the item's document entries
+    (run date, kind, share, a fresh split?). The latest generation starts at the latest run
+    date that split the item afresh (every share at once); shares that went out again as fixed
+    earlier (``Detail.rebilled``) belong to the generation they came from."""
+    fresh = [day for day, kind, _, is_fresh in entries if kind < CREDIT and is_fresh]
+    start = max(fresh, default=date.min)
+    live: dict[str, int] = {}
+    closed: set[str] = set()
+    latest: dict[str, tuple[date, Share]] = {}
+    for day, kind, share, _ in entries:
         if day < start:
             continue
-        if live:
-            live_customers.add(share.customer_id)
-        current = latest.get(share.customer_id)
-        if current is None or (day, live) > (current[0], current[1]):
-            latest[share.customer_id] = entry
-    return tuple(
-        share
-        for customer_id, (_, _, share) in sorted(latest.items())
-        if customer_id not in live_customers
-    )
+        customer = share.customer_id
+        if kind == LIVE:
+            live[customer] = live.get(customer, 0) + 1
+        elif kind in (CREDIT, CREDIT_CLOSED):
+            live[customer] = live.get(customer, 0) - 1
+        if kind in (CLOSED, CREDIT_CLOSED):
+            closed.add(customer)
+        if kind < CREDIT and (customer not in latest or day >= latest[customer][0]):
+            latest[customer] = (day, share)
+    return {
+        customer: ShareRecord(share, live.get(customer, 0), customer in closed)
+        for customer, (_, share) in latest.items()
+    }
 
 
+def item_entries(
+    docs: Iterable[Invoice],
+) -> dict[ItemKey, list[tuple[date, int, Share, bool]]]:
+    """Every document's details, per item: what ``share_records`` reads (for audit)."""
+    docs = list(docs)
+    dates = {inv.invoice_id: inv.invoice_date for inv in docs}
+    history: dict[ItemKey, list[tuple[date, int, Share, bool]]] = {}
+    for inv in docs:
+        cancelled = inv.status is Status.CANCELLED
+        credit = inv.is_credit_note
+        day = dates.get(inv.credited_invoice_id or "", inv.invoice_date) if credit else None
+        for line in inv.lines:
+            for d in line.details:
+                kind = _kind(d.status, cancelled, credit)
+                share = Share(inv.customer_id, inv.customer_name, d.split_percent, abs(d.amount))
+                history.setdefault((d.source_type, d.source_id), []).append(
+                    (day or inv.invoice_date, kind, share, not d.rebilled)
+                )
+    return history

@@ -9,7 +9,9 @@ module                 use case
 ``imports``            validate and import a workbook (S5, S5a)
 ``runs``               the daily run: dates (R19), plan and commit (R17, R18), ledger (S6)
 ``invoices``           read one invoice or a range of them (H7, H8, export)
-``lifecycle``          confirm and cancel, gap-free numbers (R15, R16)
+``lifecycle``          confirm and cancel, gap-free number series (R15, R16)
+``corrections``        adjust a draft (R22), credit a confirmed invoice (R21)
+``decisions``          decisions in bulk from the invoice workbook (R23)
 ``audit``              the store's invariants, one function each (S7)
 ``health``             storage reachable, and what needs someone (H2)
 =====================  ============================================================
@@ -23,6 +25,8 @@ API::
     run_daily(store, settings, today=None, span=None) -> RunSummary   (BadRequest, LeaseHeld ...)
     confirm(store, settings, invoice_id)    -> Invoice          (NotFound, WrongState)
     cancel(store, settings, invoice_id)     -> Invoice          (NotFound, WrongState)
+    adjust(store, settings, invoice_id, remove, write_off, note) -> Invoice  (BadRequest ...)
+    credit(store, settings, invoice_id, items, write_off) -> Invoice (the credit note; ...)
     list_invoices(store, start, end, status, contract) -> (invoices, log)
     get_invoice(store, invoice_id)          -> Invoice          (NotFound)
     ledger_entries(store)                   -> list[dict]       (S6, JSON-able)
@@ -34,6 +38,8 @@ from __future__ import annotations
 
 from invoicing.services.audit import audit
 from invoicing.services.common import DEFAULT_WORKERS, Progress, open_store
+from invoicing.services.corrections import AlreadyCredited, adjust, credit
+from invoicing.services.decisions import DecisionResult, decide, decide_upload
 from invoicing.services.health import health, health_report
 from invoicing.services.imports import (
     ImportResult,
@@ -54,7 +60,9 @@ from invoicing.storage.errors import (
 
 __all__ = [
     "DEFAULT_WORKERS",
+    "AlreadyCredited",
     "DateSummary",
+    "DecisionResult",
     "ImportResult",
     "LeaseHeld",
     "LeaseLost",
@@ -63,9 +71,13 @@ __all__ = [
     "RunSummary",
     "StorageNotConfigured",
     "WrongState",
+    "adjust",
     "audit",
     "cancel",
     "confirm",
+    "credit",
+    "decide",
+    "decide_upload",
     "format_number",
     "get_invoice",
     "health",

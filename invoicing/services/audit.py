@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from invoicing import catchup
-from invoicing.model import Contract, Invoice, SourceType, Status
+from invoicing.model import Contract, DetailStatus, Invoice, SourceType, Status
 from invoicing.services.common import DEFAULT_WORKERS, parallel
-from invoicing.services.lifecycle import settle_pending_number
+from invoicing.services.lifecycle import CREDIT_NOTES, INVOICES, settle_pending_number
 from invoicing.settings import Settings
-from invoicing.shares import state_from_invoices
+from invoicing.shares import item_amounts, item_entries, share_records
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Partition, Store
@@ -41,13 +41,14 @@ def audit(
 ) -> list[str]:
     """Every violated invariant as a sentence; an empty list means the audit passed."""
     settings = settings or Settings()
-    settle_pending_number(store, settings)
+    settle_pending_number(store, settings, INVOICES)
+    settle_pending_number(store, settings, CREDIT_NOTES)
     running = store.lease_state() == "leased"
     note = " (a run holds the lease now: it may still be working)" if running else ""
     violations = [v for check in STORE_CHECKS for v in check(store, note)]
     index = store.invoice_index()
 
-    def one(contract_id: str) -> tuple[list[str], list[tuple[int, str]]]:
+    def one(contract_id: str) -> tuple[list[str], list[tuple[bool, int, str]]]:
         facts = _facts(store, contract_id, index, note)
         if isinstance(facts, str):
             return [facts], []
@@ -55,11 +56,17 @@ def audit(
         return found, _numbers(facts)
 
     results = parallel(one, [cid for cid, _ in store.contracts()], workers, store)
-    numbers: list[tuple[int, str]] = []
+    numbers: list[tuple[bool, int, str]] = []
     for found, seqs in results:
         violations.extend(found)
         numbers.extend(seqs)
-    violations.extend(_numbers_gap_free(numbers, rows.counter_last(store.counter())))
+    invoices = [(seq, i) for note, seq, i in numbers if not note]
+    notes = [(seq, i) for note, seq, i in numbers if note]
+    violations.extend(
+        _numbers_gap_free(invoices, rows.counter_last(store.counter_row()), "invoice", "R16")
+    )
+    notes_last = rows.counter_last(store.counter_row(rows.CREDIT_COUNTER_RK))
+    violations.extend(_numbers_gap_free(notes, notes_last, "credit note", "R21"))
     return violations
 
 
@@ -130,24 +137,26 @@ STORE_CHECKS: tuple[Callable[[Store, str], list[str]], ...] = (
 )
 
 
-def _numbers_gap_free(numbers: list[tuple[int, str]], counter_last: int) -> list[str]:
-    """R16: the confirmed invoices carry 1..N, each once, and the counter is at N."""
+def _numbers_gap_free(
+    numbers: list[tuple[int, str]], counter_last: int, what: str, rule: str
+) -> list[str]:
+    """R16, R21: a series' numbered documents carry 1..N, each once, and its counter is at N."""
     found = []
     seen: dict[int, str] = {}
     for seq, invoice_id in sorted(numbers):
         if seq in seen:
-            found.append(f"invoice number {seq} is on both {seen[seq]} and {invoice_id} (R16)")
+            found.append(f"{what} number {seq} is on both {seen[seq]} and {invoice_id} ({rule})")
         seen[seq] = invoice_id
     missing = sorted(set(range(1, len(seen) + 1)) - set(seen))
     if missing or (seen and max(seen) != len(seen)):
         found.append(
-            f"invoice numbers are not gap-free: {len(seen)} confirmed invoice(s), "
-            f"numbers missing: {missing[:10]}, highest {max(seen, default=0)} (R16)"
+            f"{what} numbers are not gap-free: {len(seen)} numbered, "
+            f"numbers missing: {missing[:10]}, highest {max(seen, default=0)} ({rule})"
         )
     if counter_last != len(seen):
         found.append(
-            f"the invoice number counter is at {counter_last} but {len(seen)} number(s) "
-            "are on confirmed invoices (R16)"
+            f"the {what} number counter is at {counter_last} but {len(seen)} number(s) "
+            f"are on {what}s ({rule})"
         )
     return found
 
@@ -173,7 +182,7 @@ def invoices_committed_and_indexed(facts: ContractFacts) -> list[str]:
     """Every committed invoice has its date's commit marker and its index entry."""
     found = []
     for invoice_id, inv in facts.invoices.items():
-        if inv.invoice_date not in facts.part.markers:
+        if not inv.is_credit_note and inv.invoice_date not in facts.part.markers:
             found.append(
                 f"{_where(facts, invoice_id)} is {inv.status.value} but its run date has no "
                 "commit marker"
@@ -199,7 +208,12 @@ def invoice_sums(facts: ContractFacts) -> list[str]:
             facts.part.lines.get(invoice_id, ()), key=lambda e: int(e["LineNumber"])
         )
         for line, row in zip(inv.lines, line_rows, strict=False):
-            if line.amount != sum((d.amount for d in line.details), ZERO):
+            counted = [
+                d.amount
+                for d in line.details
+                if inv.is_credit_note or d.status is DetailStatus.INVOICED
+            ]  # a removed or written-off detail of an invoice is kept but not billed (R22)
+            if line.amount != sum(counted, ZERO):
                 found.append(
                     f"{where} line {line.line_number}: amount {line.amount} is not the sum "
                     "of its details (R12)"
@@ -231,43 +245,49 @@ def numbers_only_on_confirmed(facts: ContractFacts) -> list[str]:
 
 
 def shares_invoiced_once(facts: ContractFacts) -> list[str]:
-    """R11, R13: each customer's share of an item is on at most one live invoice, and an item's
-    live shares plus the shares waiting to go out again add up to its amount."""
+    """R11, R13, R21, R22: each customer's share of an item is on at most one live invoice (net
+    of credit notes), never credited more often than invoiced, and an item's shares - live,
+    written off, or waiting to go out again - add up to its amount."""
     found = []
     cid = facts.contract_id
-    held_by: dict[tuple[SourceType, str], dict[str, list[Decimal]]] = {}
-    for invoice_id, inv in facts.invoices.items():
-        if inv.status is Status.CANCELLED:
+    entries = item_entries(facts.invoices.values())
+    amounts = item_amounts(facts.contract, entries.keys())
+    for (kind, item_id), item in sorted(entries.items()):
+        what = f"{kind.value} {item_id} ({cid})"
+        stored = amounts.get((kind, item_id))
+        if stored is None:
+            found.append(f"{what} is invoiced but not stored")
             continue
+        records = share_records(item, stored)
+        for customer_id, record in sorted(records.items()):
+            if record.live > 1:
+                found.append(
+                    f"{what}: customer {customer_id}'s share is on {record.live} live invoices "
+                    "(R13)"
+                )
+            if record.live < 0:
+                found.append(
+                    f"{what}: customer {customer_id}'s share is credited more often than it "
+                    "was invoiced (R21)"
+                )
+        total = sum((r.share.amount for r in records.values()), ZERO)
+        back_whole = all(r.state == "open" for r in records.values())
+        # every share open and the item changed since: it goes out whole, split afresh
+        if total != stored and not back_whole:
+            found.append(
+                f"{what}: its shares (live, written off or to invoice again) add up to "
+                f"{total}, not its amount {stored} (R11, R13)"
+            )
+    for invoice_id, inv in facts.invoices.items():
+        if inv.status is Status.CANCELLED or inv.is_credit_note:
+            continue
+        ids: dict[tuple[SourceType, str], int] = {}
         for line in inv.lines:
             for d in line.details:
-                held_by.setdefault((d.source_type, d.source_id), {}).setdefault(
-                    invoice_id, []
-                ).append(d.amount)
-    open_shares = state_from_invoices(facts.contract, facts.invoices.values()).open_shares
-    for (kind, item_id), invoices in held_by.items():
-        by_customer: dict[str, list[str]] = {}
-        for invoice_id in invoices:
-            by_customer.setdefault(facts.invoices[invoice_id].customer_id, []).append(invoice_id)
-        for customer_id, ids in sorted(by_customer.items()):
-            if len(ids) > 1:
-                found.append(
-                    f"{kind.value} {item_id} ({cid}): customer {customer_id}'s share is "
-                    f"on {len(ids)} live invoices: {', '.join(sorted(ids))} (R13)"
-                )
-        if any(len(shares) > 1 for shares in invoices.values()):
-            found.append(f"{kind.value} {item_id} ({cid}) is twice on one invoice (R13)")
-        stored = facts.part.item_amount(kind, item_id)
-        if stored is None:
-            found.append(f"{kind.value} {item_id} ({cid}) is invoiced but not stored")
-            continue
-        total = sum((a for shares in invoices.values() for a in shares), ZERO)
-        again = sum((s.amount for s in open_shares.get((kind, item_id), ())), ZERO)
-        if total + again != stored:
-            found.append(
-                f"{kind.value} {item_id} ({cid}): live shares {total} and shares to "
-                f"invoice again {again} differ from its amount {stored} (R11, R13)"
-            )
+                ids[(d.source_type, d.source_id)] = ids.get((d.source_type, d.source_id), 0) + 1
+        for (kind, item_id), count in ids.items():
+            if count > 1:
+                found.append(f"{kind.value} {item_id} ({cid}) is twice on {invoice_id} (R13)")
     return found
 
 
@@ -287,6 +307,34 @@ def not_to_exceed_kept(facts: ContractFacts) -> list[str]:
     ]
 
 
+
+
+def _numbers(facts: ContractFacts) -> list[tuple[bool, int, str]]:
+    """(is a credit note, number, id) of every numbered document."""
+    numbers = []
+    for invoice_id, inv in facts.invoices.items():
+        seq = codec.header_seq(facts.part.headers[invoice_id])
+        if inv.status is Status.CONFIRMED and seq is not None:
+            numbers.append((inv.is_credit_note, seq, invoice_id))
+    return numbers
+
+
+def credits_finished(facts: ContractFacts) -> list[str]:
+    """R21: every credit an invoice records has its Confirmed, numbered credit note."""
+    found = []
+    for invoice_id, inv in facts.invoices.items():
+        for note_id, number in inv.credit_notes:
+            note = facts.invoices.get(note_id)
+            if number is None or note is None or note.status is not Status.CONFIRMED:
+                found.append(
+                    f"{_where(facts, invoice_id)}: its credit {note_id} was started but never "
+                    "finished; credit the invoice again to finish it (R21)"
+                )
+            elif note.credited_invoice_id != invoice_id:
+                found.append(f"{_where(facts, note_id)} does not name {invoice_id} (R21)")
+    return found
+
+
 CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
     no_pending_invoice,
     invoices_committed_and_indexed,
@@ -294,13 +342,5 @@ CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
     numbers_only_on_confirmed,
     shares_invoiced_once,
     not_to_exceed_kept,
+    credits_finished,
 )
-
-
-def _numbers(facts: ContractFacts) -> list[tuple[int, str]]:
-    numbers = []
-    for invoice_id, inv in facts.invoices.items():
-        seq = codec.header_seq(facts.part.headers[invoice_id])
-        if inv.status is Status.CONFIRMED and seq is not None:
-            numbers.append((seq, invoice_id))
-    return numbers

@@ -25,6 +25,8 @@ from invoicing.model import (
     ContractLine,
     Customer,
     Detail,
+    DetailStatus,
+    DocumentType,
     Invoice,
     InvoiceLine,
     LogEntry,
@@ -413,6 +415,12 @@ def header_entity(pk: str, inv: Invoice, status: str) -> dict[str, Any]:
     }
     if inv.invoice_number is not None:
         entity["Number"] = inv.invoice_number
+    if inv.is_credit_note:
+        entity.update(
+            DocumentType=inv.document_type.value,
+            CreditedInvoiceId=inv.credited_invoice_id,
+            CreditedNumber=inv.credited_number,
+        )
     return entity
 
 
@@ -456,6 +464,9 @@ def detail_entities(pk: str, inv: Invoice) -> list[dict[str, Any]]:
                     "Price": dec(d.unit_price),
                     "Split": str(d.split_percent),
                     "Amount": str(d.amount),
+                    "Status": None if d.status is DetailStatus.INVOICED else d.status.value,
+                    "Note": d.note or None,
+                    "Rebilled": True if d.rebilled else None,
                 }
             )
     return out
@@ -476,6 +487,9 @@ def _detail(e: Mapping[str, Any]) -> Detail:
         unit_price=undec(e.get("Price")),
         split_percent=Decimal(e["Split"]),
         amount=Decimal(e["Amount"]),
+        status=DetailStatus(e["Status"]) if e.get("Status") else DetailStatus.INVOICED,
+        note=e.get("Note") or "",
+        rebilled=bool(e.get("Rebilled")),
     )
 
 
@@ -522,6 +536,12 @@ def invoice_from(
         lines=tuple(invoice_lines),
         status=status,
         invoice_number=header.get("Number") or None,
+        document_type=DocumentType(header.get("DocumentType") or DocumentType.INVOICE.value),
+        credited_invoice_id=header.get("CreditedInvoiceId") or None,
+        credited_number=header.get("CreditedNumber") or None,
+        credit_notes=tuple(
+            (c["id"], c.get("number")) for c in json.loads(header.get("Credits") or "[]")
+        ),
     )
 
 

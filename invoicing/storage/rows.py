@@ -22,6 +22,7 @@ REGISTRY = "contracts"
 LEDGER = "ledger"
 COUNTER_PK = "counter"
 COUNTER_RK = "invoice-number"
+CREDIT_COUNTER_RK = "credit-note-number"
 DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
 INDEX_PREFIX = "I"  # I<YYYYMM>: InvoiceId -> ContractId, one partition per month of run dates
 
@@ -135,12 +136,14 @@ def index_entity(inv: Invoice) -> dict[str, Any]:
 # ---- invoice number counter (R16) --------------------------------------------------------------
 
 
-def counter_entity(last: int, pending: tuple[int, str, str] | None = None) -> dict[str, Any]:
-    """The counter: the last number taken and, while one is being stamped, the pending
-    assignment (number, InvoiceId, ContractId)."""
+def counter_entity(
+    last: int, pending: tuple[int, str, str] | None = None, *, series: str = COUNTER_RK
+) -> dict[str, Any]:
+    """A number series' counter: the last number taken and, while one is being stamped, the
+    pending assignment (number, InvoiceId or CreditNoteId, ContractId)."""
     entity: dict[str, Any] = {
         "PartitionKey": COUNTER_PK,
-        "RowKey": COUNTER_RK,
+        "RowKey": series,
         "Last": codec.int64(last),
     }
     if pending is not None:

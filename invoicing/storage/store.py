@@ -427,19 +427,19 @@ class Store:
         """One invoice header (with its ETag), by point read."""
         return self.get(self.table, encode_key(contract_id), codec.header_key(invoice_id))
 
-    def counter_row(self) -> dict[str, Any] | None:
-        """The invoice-number counter as stored (None before the first confirm): one point read,
+    def counter_row(self, series: str = rows.COUNTER_RK) -> dict[str, Any] | None:
+        """A number series' counter as stored (None before its first number): one point read,
         which is also how health (H2) checks that storage answers."""
-        return self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+        return self.get(self.globals, rows.COUNTER_PK, series)
 
-    def counter(self) -> dict[str, Any]:
-        """The invoice-number counter, created (at 0) if missing."""
-        row = self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+    def counter(self, series: str = rows.COUNTER_RK) -> dict[str, Any]:
+        """A number series' counter (invoices, credit notes), created (at 0) if missing."""
+        row = self.get(self.globals, rows.COUNTER_PK, series)
         if row is not None:
             return row
         with contextlib.suppress(ResourceExistsError):  # another confirm created it first
-            self.create(self.globals, rows.counter_entity(0), "counter-create")
-        row = self.get(self.globals, rows.COUNTER_PK, rows.COUNTER_RK)
+            self.create(self.globals, rows.counter_entity(0, series=series), "counter-create")
+        row = self.get(self.globals, rows.COUNTER_PK, series)
         assert row is not None
         return row
 
@@ -491,6 +491,13 @@ def chunks(ops: Sequence[Op]) -> Iterable[list[Op]]:
 
 def upsert_op(entity: Mapping[str, Any]) -> Op:
     return ("upsert", _clean(entity), {"mode": UpdateMode.REPLACE})
+
+
+def replace_if_op(entity: Mapping[str, Any], etag: str) -> Op:
+    """Replace ``entity`` in a transaction only if unchanged since read (the whole transaction
+    fails otherwise: ``TableTransactionError``)."""
+    guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", _clean(entity), {"mode": UpdateMode.REPLACE, **guard})
 
 
 def delete_op(entity: Mapping[str, Any]) -> Op:

@@ -1,0 +1,288 @@
+"""Corrections an accountant makes: adjust a draft (R22), credit a confirmed invoice (R21).
+
+Neither takes the run lease: like confirm and cancel, each is guarded by the ETag of the one
+invoice header it changes, and a run never writes committed invoices.
+
+A credit is made in steps that a crash can interrupt anywhere without a gap or a lost share:
+
+1. the original invoice's header records the credit (its sequence, the details it takes, write
+   off or not) with ``If-Match``: concurrent credits of one invoice are serialised here, and a
+   share can be credited only once;
+2. the credit note's lines and details are written, then its header as Pending (not live);
+3. a number of the credit-note series is taken and stamped (``lifecycle.take_number``, the same
+   pending-assignment scheme as invoice numbers), which makes the credit note Confirmed and live;
+4. the original's record of the credit gets the number.
+
+A credit recorded in step 1 but not finished is finished by the next credit of that invoice,
+or named by ``audit`` until then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from azure.core.exceptions import ResourceModifiedError
+from azure.data.tables import TableTransactionError
+
+from invoicing.errors import BadRequest
+from invoicing.model import DetailStatus, DocumentType, Invoice, InvoiceLine, Status
+from invoicing.services.invoices import get_invoice, locate
+from invoicing.services.lifecycle import CREDIT_NOTES, take_number
+from invoicing.services.runs import today_in
+from invoicing.settings import Settings
+from invoicing.storage import codec, rows
+from invoicing.storage.errors import NotFound, WrongState
+from invoicing.storage.keys import encode_key
+from invoicing.storage.store import MAX_BATCH_OPS, Store, replace_if_op, upsert_op
+
+ZERO = Decimal(0)
+
+
+class AlreadyCredited(WrongState):
+    """A detail of the invoice is already on a credit note (R21: a share is credited once)."""
+
+    def __init__(self, invoice_id: str, source_ids: Sequence[str], by: str) -> None:
+        self.invoice_id = invoice_id
+        self.status = Status.CONFIRMED.value
+        Exception.__init__(
+            self,
+            f"{invoice_id}: {', '.join(source_ids[:10])} already credited by {by}; "
+            "a share is credited at most once",
+        )
+
+
+# ---- adjust a draft (R22) -----------------------------------------------------------------------
+
+
+def adjust(
+    store: Store,
+    settings: Settings,
+    invoice_id: str,
+    remove: Iterable[str] = (),
+    write_off: Iterable[str] = (),
+    note: str = "",
+) -> Invoice:
+    """Remove details from a Draft (their shares go back to the backlog) or write them off
+    (closed for good); lines and amount recomputed; an emptied draft becomes Cancelled."""
+    remove, write_off = list(dict.fromkeys(remove)), list(dict.fromkeys(write_off))
+    both = sorted(set(remove) & set(write_off))
+    if both:
+        raise BadRequest(f"{', '.join(both)}: both removed and written off; choose one")
+    if not remove and not write_off:
+        raise BadRequest("nothing to adjust: give details to remove or to write off")
+    contract_id = locate(store, invoice_id)
+    while True:
+        header, line_rows, detail_rows = store.invoice_entities(contract_id, invoice_id)
+        if header is None or codec.is_pending(header):
+            raise NotFound(invoice_id)
+        invoice = codec.invoice_from(header, line_rows, detail_rows)
+        if invoice.is_credit_note or invoice.status is not Status.DRAFT:
+            raise WrongState(invoice_id, header["Status"])
+        wanted = {s: DetailStatus.REMOVED for s in remove}
+        wanted.update({s: DetailStatus.WRITTEN_OFF for s in write_off})
+        adjusted, changed = _adjusted(invoice, wanted, note)
+        if not changed:
+            return invoice  # already so: adjusting twice changes nothing
+        pk = encode_key(contract_id)
+        new_header = {**header, "Amount": str(adjusted.amount)}
+        if adjusted.status is Status.CANCELLED:
+            new_header["Status"] = Status.CANCELLED.value
+        lines = codec.line_entities(pk, adjusted)
+        details = [e for e in codec.detail_entities(pk, adjusted) if e["RowKey"] in changed]
+        ops = [replace_if_op(new_header, header["_etag"])]
+        ops += [upsert_op(e) for e in (*lines, *details)]
+        if len(ops) > MAX_BATCH_OPS:
+            raise BadRequest(
+                f"{len(details)} details and {len(lines)} lines to change do not fit one atomic "
+                "change; adjust at most 80 details at a time"
+            )
+        try:
+            store.transact(store.table, ops, "adjust")
+        except TableTransactionError:
+            continue  # the header changed meanwhile (a confirm, another adjust): look again
+        return get_invoice(store, invoice_id)
+
+
+def _adjusted(
+    invoice: Invoice, wanted: dict[str, DetailStatus], note: str
+) -> tuple[Invoice, set[str]]:
+    """The invoice with the wanted details' new status, and the RowKeys of the details that
+    change. Unknown details, or a detail already in another state, are a BadRequest."""
+    found: dict[str, DetailStatus] = {}
+    for line in invoice.lines:
+        for d in line.details:
+            found[d.source_id] = d.status
+    unknown = [s for s in wanted if s not in found]
+    if unknown:
+        raise BadRequest(f"{invoice.invoice_id} has no detail {', '.join(unknown[:10])}")
+    clash = [s for s, st in wanted.items() if found[s] not in (DetailStatus.INVOICED, st)]
+    if clash:
+        raise BadRequest(
+            f"{invoice.invoice_id}: {', '.join(clash[:10])} already "
+            f"{found[clash[0]].value}; it cannot change again"
+        )
+    changed: set[str] = set()
+    lines = []
+    for line in invoice.lines:
+        details = []
+        for n, d in enumerate(line.details, start=1):
+            status = wanted.get(d.source_id)
+            if status is not None and d.status is not status:
+                kept_note = note if status is DetailStatus.WRITTEN_OFF else ""
+                d = d._replace(status=status, note=kept_note)
+                changed.add(codec.detail_key(invoice.invoice_id, line.line_number, n))
+            details.append(d)
+        amount = sum((d.amount for d in details if d.status is DetailStatus.INVOICED), ZERO)
+        lines.append(line._replace(amount=amount, details=tuple(details)))
+    total = sum((line.amount for line in lines), ZERO)
+    live = any(d.status is DetailStatus.INVOICED for line in lines for d in line.details)
+    status = invoice.status if live else Status.CANCELLED
+    return invoice._replace(lines=tuple(lines), amount=total, status=status), changed
+
+
+# ---- credit a confirmed invoice (R21) -----------------------------------------------------------
+
+
+def credit_note_id(invoice_id: str, seq: int, day: date) -> str:
+    """``CN-YYYYMMDD-`` + 10 hex digits of SHA-256 over the invoice id and the credit's sequence:
+    deterministic, so a retried credit rewrites the same rows."""
+    digest = hashlib.sha256(f"{invoice_id}\u001f{seq}".encode()).hexdigest()[:10]
+    return f"CN-{day:%Y%m%d}-{digest}"
+
+
+def credit(
+    store: Store,
+    settings: Settings,
+    invoice_id: str,
+    items: Sequence[str] | None = None,
+    write_off: bool = False,
+    *,
+    today: date | None = None,
+) -> Invoice:
+    """Credit a Confirmed invoice in full (``items`` None) or for some details (by SourceId):
+    a Confirmed credit note with its own gap-free number; the shares return to the backlog, or
+    are closed for good with ``write_off``."""
+    contract_id = locate(store, invoice_id)
+    day = today or today_in(settings)
+    while True:
+        header, line_rows, detail_rows = store.invoice_entities(contract_id, invoice_id)
+        if header is None or codec.is_pending(header):
+            raise NotFound(invoice_id)
+        invoice = codec.invoice_from(header, line_rows, detail_rows)
+        if invoice.is_credit_note:
+            raise WrongState(invoice_id, "a credit note", wanted="a confirmed invoice")
+        if invoice.status is not Status.CONFIRMED:
+            raise WrongState(invoice_id, invoice.status.value, wanted="confirmed")
+        credits: list[dict[str, Any]] = json.loads(header.get("Credits") or "[]")
+        unfinished = next((c for c in credits if not c.get("number")), None)
+        if unfinished is not None:
+            _finish(store, settings, contract_id, invoice, unfinished)
+            continue
+        credited = {s: c.get("number") or c["id"] for c in credits for s in c["items"]}
+        invoiced = [
+            d.source_id
+            for line in invoice.lines
+            for d in line.details
+            if d.status is DetailStatus.INVOICED
+        ]
+        if items is None:
+            wanted = [s for s in invoiced if s not in credited]
+            if not wanted:
+                raise AlreadyCredited(invoice_id, invoiced, "earlier credit notes")
+        else:
+            wanted = list(dict.fromkeys(items))
+            unknown = [s for s in wanted if s not in invoiced]
+            if unknown:
+                raise BadRequest(f"{invoice_id} has no invoiced detail {', '.join(unknown[:10])}")
+            again = [s for s in wanted if s in credited]
+            if again:
+                raise AlreadyCredited(invoice_id, again, str(credited[again[0]]))
+            if not wanted:
+                raise BadRequest("nothing to credit: give the details (SourceIds) to credit")
+        seq = len(credits) + 1
+        entry = {
+            "id": credit_note_id(invoice_id, seq, day),
+            "seq": seq,
+            "items": wanted,
+            "writeOff": bool(write_off),
+            "date": day.isoformat(),
+            "number": None,
+        }
+        recorded = {**header, "Credits": json.dumps([*credits, entry])}
+        try:
+            store.replace_if(store.table, recorded, header["_etag"], "credit-begin")
+        except ResourceModifiedError:
+            continue  # another credit or a settle changed the invoice meanwhile: look again
+        return _finish(store, settings, contract_id, invoice, entry)
+
+
+def _credit_note(invoice: Invoice, entry: dict[str, Any]) -> Invoice:
+    wanted = set(entry["items"])
+    status = DetailStatus.WRITTEN_OFF if entry.get("writeOff") else DetailStatus.CREDITED
+    lines: list[InvoiceLine] = []
+    for line in invoice.lines:
+        details = tuple(
+            d._replace(amount=-d.amount, status=status, note="")
+            for d in line.details
+            if d.source_id in wanted and d.status is DetailStatus.INVOICED
+        )
+        if details:
+            amount = sum((d.amount for d in details), ZERO)
+            lines.append(line._replace(line_number=len(lines) + 1, amount=amount, details=details))
+    day = date.fromisoformat(entry["date"])
+    return invoice._replace(
+        invoice_id=entry["id"],
+        invoice_date=day,
+        due_date=day,
+        amount=sum((line.amount for line in lines), ZERO),
+        lines=tuple(lines),
+        status=Status.CONFIRMED,
+        invoice_number=None,
+        document_type=DocumentType.CREDIT_NOTE,
+        credited_invoice_id=invoice.invoice_id,
+        credited_number=invoice.invoice_number,
+        credit_notes=(),
+    )
+
+
+def _finish(
+    store: Store, settings: Settings, contract_id: str, invoice: Invoice, entry: dict[str, Any]
+) -> Invoice:
+    """Steps 2-4 for a credit recorded on the invoice: idempotent, so a retry finishes it."""
+    note = _credit_note(invoice, entry)
+    pk = encode_key(contract_id)
+    header = store.header(contract_id, note.invoice_id)
+    if header is None or codec.is_pending(header):
+        store.submit(store.globals, [upsert_op(rows.index_entity(note))], "index")
+        rows_ = [*codec.line_entities(pk, note), *codec.detail_entities(pk, note)]
+        store.submit(store.table, [upsert_op(e) for e in rows_], "credit-rows")
+        store.upsert(store.table, codec.header_entity(pk, note, codec.PENDING), "credit-pending")
+        take_number(store, settings, CREDIT_NOTES, note.invoice_id, contract_id)
+    stamped = get_invoice(store, note.invoice_id)
+    _record_number(store, contract_id, invoice.invoice_id, entry["seq"], stamped.invoice_number)
+    return stamped
+
+
+def _record_number(
+    store: Store, contract_id: str, invoice_id: str, seq: int, number: str | None
+) -> None:
+    while True:
+        header = store.header(contract_id, invoice_id)
+        assert header is not None
+        credits = json.loads(header.get("Credits") or "[]")
+        for c in credits:
+            if c["seq"] == seq:
+                if c.get("number") == number:
+                    return
+                c["number"] = number
+        try:
+            recorded = {**header, "Credits": json.dumps(credits)}
+            store.replace_if(store.table, recorded, header["_etag"], "credit-end")
+            return
+        except ResourceModifiedError:
+            continue
