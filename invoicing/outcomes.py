@@ -31,6 +31,7 @@ from collections.abc import Callable
 from invoicing.errors import BadRequest, InputRejected, UploadRejected
 from invoicing.settings import SettingsError
 from invoicing.storage.errors import (
+    AlreadyCredited,
     LeaseHeld,
     LeaseLost,
     NotFound,
@@ -169,6 +170,8 @@ def table() -> tuple[Outcome, ...]:
             log="storage is not configured: {error}",
         ),
         Outcome(NotFound, EXIT_ERROR, 404),
+        # a second credit of a share (R21) is the caller's mistake: exit 2, like invalid input
+        Outcome(AlreadyCredited, EXIT_INVALID, 409),
         Outcome(WrongState, EXIT_ERROR, 409),
         Outcome(StorageError, EXIT_ERROR, UNEXPECTED_STATUS),
         # the Azure SDK

@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from invoicing.model import Invoice
+from invoicing.model import DetailStatus, Invoice
 
 
 def invoice_header(invoice: Invoice) -> dict[str, Any]:
@@ -26,6 +26,13 @@ def invoice_header(invoice: Invoice) -> dict[str, Any]:
         "Currency": invoice.currency,
         "Amount": str(invoice.amount),
         "LineCount": len(invoice.lines),
+        "DocumentType": invoice.document_type.value,
+        "CreditedInvoiceId": invoice.credited_invoice_id,
+        "CreditedInvoiceNumber": invoice.credited_number,
+        "CreditNotes": [
+            {"CreditNoteId": note_id, "CreditNoteNumber": number}
+            for note_id, number in invoice.credit_notes
+        ],
     }
 
 
@@ -50,8 +57,11 @@ def invoice_full(invoice: Invoice) -> dict[str, Any]:
                     "UnitPrice": _text(d.unit_price),
                     "SplitPercent": str(d.split_percent),
                     "Amount": str(d.amount),
+                    "Status": d.status.value,
+                    "Note": d.note or None,
                 }
                 for d in line.details
+                if d.status is not DetailStatus.REMOVED  # back in the backlog: not on it
             ],
         }
         for line in invoice.lines

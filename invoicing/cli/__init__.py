@@ -119,6 +119,26 @@ def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return storage.cancel_command(args.ids, settings)
 
 
+def cmd_adjust(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import storage
+
+    return storage.adjust_command(
+        args.id, args.remove or [], args.write_off or [], args.note or "", settings
+    )
+
+
+def cmd_credit(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import storage
+
+    return storage.credit_command(args.id, args.items, args.write_off, settings)
+
+
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import storage
+
+    return storage.decide_command(read_upload(args.workbook, settings), settings)
+
+
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     from invoicing.cli import storage
 
@@ -170,6 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("ids", nargs="+", metavar="ID")
         p.set_defaults(handler=handler)
+
+    p = sub.add_parser("adjust", help="remove or write off details of a draft (R22)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--remove", nargs="+", metavar="SRC", help="SourceIds back to the backlog")
+    p.add_argument("--write-off", nargs="+", metavar="SRC", help="SourceIds closed for good")
+    p.add_argument("--note", help="why they are written off")
+    p.set_defaults(handler=cmd_adjust)
+
+    p = sub.add_parser("credit", help="credit a confirmed invoice (R21)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--items", nargs="+", metavar="SRC", help="SourceIds to credit (default all)")
+    p.add_argument("--write-off", action="store_true", help="close the credited shares for good")
+    p.set_defaults(handler=cmd_credit)
+
+    p = sub.add_parser("decide", help="apply the decisions marked in an invoice workbook (R23)")
+    p.add_argument("workbook")
+    p.set_defaults(handler=cmd_decide)
 
     p = sub.add_parser("ledger", help="the run ledger: one line per run date (S6)")
     p.set_defaults(handler=cmd_ledger)

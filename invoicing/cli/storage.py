@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date
 
 from invoicing import services
-from invoicing.cli.text import import_text, ledger_line, run_text
+from invoicing.cli.text import decisions_text, import_text, ledger_line, run_text
 from invoicing.model import Invoice, Status
 from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_OK, outcome_of
 from invoicing.services import Progress
@@ -92,6 +92,40 @@ def confirm_command(ids: list[str], settings: Settings) -> int:
 
 def cancel_command(ids: list[str], settings: Settings) -> int:
     return _each(ids, settings, services.cancel, "cancelled")
+
+
+def adjust_command(
+    invoice_id: str, remove: list[str], write_off: list[str], note: str, settings: Settings
+) -> int:
+    """R22: remove details from a draft, or write them off."""
+    invoice = services.adjust(
+        services.open_store(settings), settings, invoice_id, remove, write_off, note
+    )
+    print(
+        f"{invoice.invoice_id} {invoice.status.value}: {invoice.currency} {invoice.amount} "
+        f"({len(remove)} removed, {len(write_off)} written off)"
+    )
+    return EXIT_OK
+
+
+def credit_command(
+    invoice_id: str, items: list[str] | None, write_off: bool, settings: Settings
+) -> int:
+    """R21: credit a confirmed invoice in full or for some details."""
+    note = services.credit(services.open_store(settings), settings, invoice_id, items, write_off)
+    what = "written off" if write_off else "back to the backlog"
+    print(
+        f"{note.invoice_number} {note.invoice_id} credits {invoice_id}: {note.currency} "
+        f"{note.amount}, {sum(len(line.details) for line in note.lines)} detail(s) {what}"
+    )
+    return EXIT_OK
+
+
+def decide_command(data: bytes, settings: Settings) -> int:
+    """R23: the decisions marked in an invoice workbook."""
+    result = services.decide_upload(data, settings)
+    print(decisions_text(result))
+    return EXIT_OK
 
 
 def ledger_command(settings: Settings) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from invoicing.services import ImportResult, RunSummary
+from invoicing.services import DecisionResult, ImportResult, RunSummary
 
 
 def import_text(result: ImportResult) -> str:
@@ -72,3 +72,14 @@ def ledger_line(e: dict[str, Any]) -> str:
         f"invoices {e['invoices'] or 0:>6}  held {e['held'] or 0:>4}  "
         f"skipped {e['skipped_lines'] or 0:>5}  {amounts}"
     )
+
+
+def decisions_text(result: DecisionResult) -> str:
+    done = ", ".join(f"{what.replace('_', ' ')} {n}" for what, n in sorted(result.done.items()))
+    rows = [f"decisions applied: {done or 'none'}; already done: {len(result.already)}"]
+    for n in result.numbers:
+        rows.append(f"  {n.get('InvoiceId') or n.get('CreditNoteId')}  {n['Number']}")
+    rows += [f"  already: {text}" for text in result.already[:50]]
+    if len(result.already) > 50:
+        rows.append(f"  ... and {len(result.already) - 50} more already done")
+    return "\n".join(rows)

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from invoicing.services.audit import audit
 from invoicing.services.common import DEFAULT_WORKERS, Progress, open_store
-from invoicing.services.corrections import AlreadyCredited, adjust, credit
+from invoicing.services.corrections import adjust, credit
 from invoicing.services.decisions import DecisionResult, decide, decide_upload
 from invoicing.services.health import health, health_report
 from invoicing.services.imports import (
@@ -51,6 +51,7 @@ from invoicing.services.invoices import get_invoice, list_invoices
 from invoicing.services.lifecycle import cancel, confirm, format_number, settle_pending_number
 from invoicing.services.runs import DateSummary, RunSummary, ledger_entries, run_daily, today_in
 from invoicing.storage.errors import (
+    AlreadyCredited,
     LeaseHeld,
     LeaseLost,
     NotFound,

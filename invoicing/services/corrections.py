@@ -36,24 +36,11 @@ from invoicing.services.lifecycle import CREDIT_NOTES, take_number
 from invoicing.services.runs import today_in
 from invoicing.settings import Settings
 from invoicing.storage import codec, rows
-from invoicing.storage.errors import NotFound, WrongState
+from invoicing.storage.errors import AlreadyCredited, NotFound, WrongState
 from invoicing.storage.keys import encode_key
 from invoicing.storage.store import MAX_BATCH_OPS, Store, replace_if_op, upsert_op
 
 ZERO = Decimal(0)
-
-
-class AlreadyCredited(WrongState):
-    """A detail of the invoice is already on a credit note (R21: a share is credited once)."""
-
-    def __init__(self, invoice_id: str, source_ids: Sequence[str], by: str) -> None:
-        self.invoice_id = invoice_id
-        self.status = Status.CONFIRMED.value
-        Exception.__init__(
-            self,
-            f"{invoice_id}: {', '.join(source_ids[:10])} already credited by {by}; "
-            "a share is credited at most once",
-        )
 
 
 # ---- adjust a draft (R22) -----------------------------------------------------------------------

@@ -45,5 +45,19 @@ class WrongState(StorageError):
         super().__init__(f"{invoice_id} is {status}, not {wanted}")
 
 
+class AlreadyCredited(WrongState):
+    """A detail of the invoice is already on a credit note (R21: a share is credited once)."""
+
+    def __init__(self, invoice_id: str, source_ids: list[str] | tuple[str, ...], by: str) -> None:
+        super().__init__(invoice_id, "Confirmed")
+        self.args = (
+            f"{invoice_id}: {', '.join(source_ids[:10])} already credited by {by}; "
+            "a share is credited at most once",
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class WriteRefused(StorageError):
     """Raised by the test seam (Store.write_hook) to simulate a crash before a write."""

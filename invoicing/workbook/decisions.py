@@ -76,6 +76,15 @@ def parse_decisions(
             book, DETAILS, ("invoiceid", "sourceid"), DETAIL_DECISIONS, settings, problems
         )
     ]
+    if not invoices and not details and not problems:
+        problems.append(
+            Problem(
+                INVOICES,
+                "",
+                "no decision found: type Confirm, Cancel or Credit in the Decision column of "
+                "Invoices, or Remove, WriteOff, Credit or CreditWriteOff in InvoiceLineDetails",
+            )
+        )
     return Decisions(tuple(invoices), tuple(details)), problems
 
 
@@ -102,13 +111,14 @@ def _rows(
 ) -> list[tuple[str, dict[str, str], str]]:
     names = {_key(n): n for n in book.sheet_names}
     if _key(sheet) not in names:
-        problems.append(Problem(sheet, "", "the sheet is missing: upload the invoice workbook"))
-        return []
+        return []  # a sheet left out carries no decision
     rows = book.get_sheet_by_name(names[_key(sheet)]).to_python(nrows=settings.max_rows + 1)
     if not rows:
         return []
     header = {_key(v): i for i, v in enumerate(rows[0]) if _key(v)}
-    missing = [c for c in (*ids, "decision") if c not in header]
+    if "decision" not in header:
+        return []  # no Decision column on this sheet: no decision on it
+    missing = [c for c in ids if c not in header]
     if missing:
         lacks = ", ".join(missing)
         problems.append(Problem(sheet, "A1", f"the header lacks {lacks}; download it again"))

@@ -3,11 +3,13 @@ H table from the real registered handlers against real Azurite."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
 import threading
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import azure.functions as func
@@ -36,6 +38,9 @@ EXPECTED = [
     ("get_invoice", "httpTrigger", "invoices/{id}", ["GET"], "FUNCTION"),
     ("confirm_invoice", "httpTrigger", "invoices/{id}/confirm", ["POST"], "FUNCTION"),
     ("cancel_invoice", "httpTrigger", "invoices/{id}/cancel", ["POST"], "FUNCTION"),
+    ("decisions", "httpTrigger", "decisions", ["POST"], "FUNCTION"),
+    ("adjust_invoice", "httpTrigger", "invoices/{id}/adjust", ["POST"], "FUNCTION"),
+    ("credit_invoice", "httpTrigger", "invoices/{id}/credit", ["POST"], "FUNCTION"),
 ]
 
 
@@ -670,3 +675,100 @@ def test_a_bad_upload_is_answered_as_such_even_without_storage(indexed, monkeypa
     monkeypatch.delenv("INVOICING_STORAGE", raising=False)
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     assert call(indexed, "imports", "POST", body=b"a,b\n1,2\n").status_code == 415
+
+
+# ---- H12-H14: corrections ----------------------------------------------------------------------
+
+
+def _details_of(indexed, invoice_id: str) -> list[dict]:
+    body = json.loads(call(indexed, "get_invoice", route_params={"id": invoice_id}).get_body())
+    return [d for line in body["Lines"] for d in line["Details"]]
+
+
+def test_adjust_removes_a_detail_and_refuses_bad_bodies_and_non_drafts(indexed, drafts):
+    invoice_id = drafts[0]["InvoiceId"]
+    route = {"id": invoice_id}
+    first, *rest = _details_of(indexed, invoice_id)
+    body = json.dumps({"remove": [first["SourceId"]]}).encode()
+    response = call(indexed, "adjust_invoice", "POST", route_params={"id": invoice_id}, body=body)
+    assert response.status_code == 200
+    adjusted = json.loads(response.get_body())
+    assert Decimal(adjusted["Amount"]) == Decimal(drafts[0]["Amount"]) - Decimal(first["Amount"])
+    assert [d["SourceId"] for ln in adjusted["Lines"] for d in ln["Details"]] == [
+        d["SourceId"] for d in rest
+    ]
+    for bad in (b"[1]", b"not json", json.dumps({"remove": "T1"}).encode()):
+        response = call(indexed, "adjust_invoice", "POST", route_params=route, body=bad)
+        assert response.status_code == 400, bad
+        problem_of(response)
+    unknown = json.dumps({"writeOff": ["NO-SUCH"]}).encode()
+    response = call(indexed, "adjust_invoice", "POST", route_params=route, body=unknown)
+    assert response.status_code == 400 and "NO-SUCH" in problem_of(response)["detail"]
+    call(indexed, "confirm_invoice", "POST", route_params={"id": invoice_id})
+    response = call(indexed, "adjust_invoice", "POST", route_params={"id": invoice_id}, body=body)
+    assert response.status_code == 409
+    missing = call(
+        indexed, "adjust_invoice", "POST", route_params={"id": "INV-20200101-0000000000"}, body=body
+    )
+    assert missing.status_code == 404
+
+
+def test_credit_answers_the_credit_note_and_a_second_credit_of_a_share_is_409(indexed, drafts):
+    invoice_id = drafts[0]["InvoiceId"]
+    draft = call(indexed, "credit_invoice", "POST", route_params={"id": invoice_id}, body=b"{}")
+    assert draft.status_code == 409  # a draft is not credited: cancel it
+    call(indexed, "confirm_invoice", "POST", route_params={"id": invoice_id})
+    source = _details_of(indexed, invoice_id)[0]["SourceId"]
+    body = json.dumps({"items": [source], "writeOff": False}).encode()
+    response = call(indexed, "credit_invoice", "POST", route_params={"id": invoice_id}, body=body)
+    assert response.status_code == 200
+    note = json.loads(response.get_body())
+    assert note["DocumentType"] == "CreditNote" and note["InvoiceNumber"] == "CRN-000001"
+    assert note["CreditedInvoiceId"] == invoice_id
+    assert note["CreditedInvoiceNumber"] == "INV-000001"
+    assert Decimal(note["Amount"]) < 0
+    again = call(indexed, "credit_invoice", "POST", route_params={"id": invoice_id}, body=body)
+    assert again.status_code == 409 and "already credited" in problem_of(again)["detail"]
+    original = json.loads(
+        call(indexed, "get_invoice", route_params={"id": invoice_id}).get_body()
+    )
+    assert original["CreditNotes"] == [
+        {"CreditNoteId": note["InvoiceId"], "CreditNoteNumber": "CRN-000001"}
+    ]
+    bad = json.dumps({"writeOff": "yes"}).encode()
+    response = call(indexed, "credit_invoice", "POST", route_params={"id": invoice_id}, body=bad)
+    assert response.status_code == 400
+
+
+def test_decisions_upload_applies_a_marked_workbook_and_answers_bad_cells_with_422(
+    indexed, drafts
+):
+    import openpyxl
+
+    listing = call(indexed, "list_invoices", params={})
+    workbook_bytes = listing.get_body()
+
+    def marked(decision: str) -> bytes:
+        wb = openpyxl.load_workbook(io.BytesIO(workbook_bytes))
+        ws = wb["Invoices"]
+        header = [c.value for c in ws[1]]
+        column = header.index("Decision") + 1 if "Decision" in header else len(header) + 1
+        ws.cell(row=1, column=column, value="Decision")
+        ws.cell(row=2, column=column, value=decision)
+        out = io.BytesIO()
+        wb.save(out)
+        return out.getvalue()
+
+    response = call(indexed, "decisions", "POST", body=marked("Approve"))
+    assert response.status_code == 422
+    (error,) = problem_of(response)["errors"]
+    assert error["sheet"] == "Invoices" and "Approve" in error["message"]
+    response = call(indexed, "decisions", "POST", body=marked("Confirm"))
+    assert response.status_code == 200
+    result = json.loads(response.get_body())
+    assert result["done"] == {"confirmed": 1}
+    assert result["numbers"][0]["Number"] == "INV-000001"
+    again = json.loads(call(indexed, "decisions", "POST", body=marked("Confirm")).get_body())
+    assert again["done"] == {} and again["already_done"] == 1
+    response = call(indexed, "decisions", "POST", body=b"not a workbook")
+    assert response.status_code == 415

@@ -3,6 +3,7 @@ or are closed for good, numbers stay gap-free, nothing is billed twice or lost."
 
 from __future__ import annotations
 
+import io
 import threading
 from datetime import date
 from decimal import Decimal
@@ -273,4 +274,45 @@ def test_an_emptied_draft_becomes_cancelled_and_only_a_draft_can_be_adjusted(
     assert emptied.status is Status.CANCELLED and emptied.amount == Decimal("0")
     services.run_daily(store, storage_settings, span=(D("2020-10-13"), D("2020-10-26")))
     assert drafts(store, "2020-10-19") == [] and drafts(store, "2020-10-26") == []
+    assert services.audit(store, storage_settings) == []
+
+
+def test_adjust_credit_and_decide_on_the_command_line(
+    store, storage_settings, monkeypatch, capsys, tmp_path
+):
+    from invoicing.cli import main
+    from invoicing.workbook.writer import invoice_workbook_bytes
+
+    monkeypatch.setenv("INVOICING_STORAGE", storage_settings.storage_connection or "")
+    monkeypatch.setenv("INVOICE_TABLE_PREFIX", storage_settings.table_prefix)
+    services.import_workbook(
+        store, workbook(weekly_book({"T1": "10", "T2": "20"}, contracts=2)), storage_settings
+    )
+    services.run_daily(store, storage_settings, span=(D("2020-10-05"), D("2020-10-05")))
+    first, second = (i.invoice_id for i in drafts(store, "2020-10-05"))
+    assert main(["adjust", first, "--write-off", "T2-0", "--note", "duplicate"]) == 0
+    assert "1 written off" in capsys.readouterr().out
+    assert main(["adjust", first, "--remove", "NOPE"]) == 2
+    assert "no detail NOPE" in capsys.readouterr().err
+    assert main(["confirm", first]) == 0
+    assert main(["credit", first, "--items", "T1-0"]) == 0
+    assert "CRN-000001" in capsys.readouterr().out
+    assert main(["credit", first, "--items", "T1-0"]) == 2  # a share is credited once
+    assert "already credited by CRN-000001" in capsys.readouterr().err
+    invoices, log = services.list_invoices(store)
+    path = tmp_path / "decided.xlsx"
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(invoice_workbook_bytes(invoices, log)))
+    ws = wb["Invoices"]
+    header = [c.value for c in ws[1]]
+    column = header.index("Decision") + 1 if "Decision" in header else len(header) + 1
+    ws.cell(row=1, column=column, value="Decision")
+    for row in ws.iter_rows(min_row=2):
+        if row[0].value == second:
+            ws.cell(row=row[0].row, column=column, value="Confirm")
+    wb.save(path)
+    assert main(["decide", str(path)]) == 0
+    assert "confirmed 1" in capsys.readouterr().out
+    assert services.get_invoice(store, second).invoice_number == "INV-000002"
     assert services.audit(store, storage_settings) == []
