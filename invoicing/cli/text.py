@@ -45,6 +45,8 @@ def run_text(summary: RunSummary) -> str:
             + (f" and {more} more" if more > 0 else "")
             + "; the dates run stay incomplete"
         )
+    for contract_id, reason in list(summary.failed.items())[:20]:
+        rows.append(f"failed, not invoiced this run (the next run retries) {contract_id}: {reason}")
     amounts = ", ".join(f"{c} {a}" for c, a in summary.amounts.items()) or "nothing"
     rows.append(f"invoices created: {summary.invoices}; amounts: {amounts}")
     rows.append(f"held items: {summary.held}; skipped lines: {summary.skipped}")

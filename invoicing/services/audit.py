@@ -49,7 +49,13 @@ def audit(
     index = store.invoice_index()
 
     def one(contract_id: str) -> tuple[list[str], list[tuple[bool, int, str]]]:
-        facts = _facts(store, contract_id, index, note)
+        try:
+            facts = _facts(store, contract_id, index, note)
+        except (ValueError, KeyError, TypeError) as exc:  # damaged stored data: say so
+            return [
+                f"contract {contract_id}: its stored data cannot be read "
+                f"({type(exc).__name__}: {str(exc)[:200]}); import its workbook again"
+            ], []
         if isinstance(facts, str):
             return [facts], []
         found = [v for check in CONTRACT_CHECKS for v in check(facts)]
@@ -98,11 +104,17 @@ def ledger_dates_finished(store: Store, note: str) -> list[str]:
                 f"run it with run --from {d} --to {d} (R19)"
             )
         elif state == catchup.INCOMPLETE:
-            blocked = ", ".join(rows.ledger_blocked(e))
-            found.append(
-                f"run date {d} is incomplete: contracts {blocked} were not invoiced (their "
-                "import never finished); the next run redoes it (S5a)"
-            )
+            blocked = rows.ledger_blocked(e)
+            if blocked:
+                found.append(
+                    f"run date {d} is incomplete: contracts {', '.join(blocked)} were not "
+                    "invoiced (their import never finished); the next run redoes it (S5a)"
+                )
+            for contract_id, reason in rows.ledger_failed(e).items():
+                found.append(
+                    f"run date {d} is incomplete: contract {contract_id} failed ({reason}); "
+                    "the next run redoes it"
+                )
         elif state != catchup.COMPLETED:
             found.append(f"run date {d} was started ({e.get('Started')}) but never completed{note}")
     return found

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from invoicing import catchup, engine
 from invoicing.engine import ContractPlan, ContractState
@@ -20,6 +20,7 @@ from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_tex
 from invoicing.settings import Settings
 from invoicing.shares import state_from_invoices
 from invoicing.storage import codec, rows
+from invoicing.storage.errors import LeaseLost, WriteRefused
 from invoicing.storage.store import (
     MAX_BATCH_BYTES,
     MAX_BATCH_OPS,
@@ -32,6 +33,7 @@ from invoicing.storage.store import (
 )
 
 log = logging.getLogger("invoicing.services")
+T = TypeVar("T")
 CONTRACTS_PER_ROUND = 100  # contracts planned (held in memory) and indexed together
 
 
@@ -80,6 +82,8 @@ class RunSummary:
     missed: list[date] = field(default_factory=list)
     # contracts not invoiced because their import never finished (S5a): their dates stay open
     blocked: list[str] = field(default_factory=list)
+    # contracts that failed this run (ContractId -> reason): their dates stay open too
+    failed: dict[str, str] = field(default_factory=dict)
     contracts: int = 0
     seconds: float = 0.0
 
@@ -109,6 +113,7 @@ class RunSummary:
             "already_done": [d.isoformat() for d in self.already_done],
             "missed": [d.isoformat() for d in self.missed],
             "unfinished_imports": self.blocked,
+            "failed_contracts": self.failed,
             "contracts": self.contracts,
             "invoices_created": self.invoices,
             "amounts": {c: str(a) for c, a in self.amounts.items()},
@@ -192,27 +197,44 @@ def _run_dates(
     )
     # S5a: a contract whose import did not finish is not invoiced; its dates stay incomplete
     blocked = set(store.unfinished_imports())
+    # a contract that fails (bad stored data, a storage error) is reported and left incomplete;
+    # the others are invoiced, and the next run redoes the date for it
+    failed: dict[str, str] = {}
     contracts = [cid for cid, _ in store.contracts() if cid not in blocked]
     summary.contracts = len(contracts)
     by_date = {d: DateSummary(d) for d in dates}
     for first in range(0, len(contracts), CONTRACTS_PER_ROUND):
         # plan a round of contracts, index their new invoices in bulk, then commit each one
         chunk = contracts[first : first + CONTRACTS_PER_ROUND]
-        planned = parallel(lambda c: _plan_contract(store, c, dates), chunk, workers, store)
-        invoices = [inv for _, plans, _ in planned for p in plans for inv in p.invoices]
+        planned = parallel(
+            lambda c: _isolated(c, failed, lambda: _plan_contract(store, c, dates)),
+            chunk,
+            workers,
+            store,
+        )
+        ready = [(c, p) for c, p in zip(chunk, planned, strict=True) if p is not None]
+        invoices = [inv for _, (_, plans, _) in ready for p in plans for inv in p.invoices]
         store.submit(store.globals, [upsert_op(rows.index_entity(i)) for i in invoices], "index")
-        parallel(lambda e: _write_plans(store, e[0], e[1]), planned, workers, store)
-        for contract_id, (_, _, markers) in zip(chunk, planned, strict=True):
+        parallel(
+            lambda e: _isolated(e[0], failed, lambda: _write_plans(store, e[1][0], e[1][1])),
+            ready,
+            workers,
+            store,
+        )
+        for contract_id, (_, _, markers) in ready:
             if markers is None:
                 blocked.add(contract_id)
                 continue
+            if contract_id in failed:
+                continue  # failed while committing: named in ``failed``
             for d, marker in markers.items():
                 by_date[d].add(marker)
         if progress is not None:
             progress(first + len(chunk), len(contracts))
     summary.blocked = sorted(blocked)
+    summary.failed = dict(sorted(failed.items()))
     finished = now_text()
-    state = catchup.INCOMPLETE if blocked else catchup.COMPLETED
+    state = catchup.INCOMPLETE if blocked or failed else catchup.COMPLETED
     entries = [
         rows.ledger_finished(
             d,
@@ -223,11 +245,26 @@ def _run_dates(
             counts=s.counts(),
             amounts=s.amounts,
             blocked=blocked,
+            failed=failed,
         )
         for d, s in by_date.items()
     ]
     store.submit(store.globals, [upsert_op(e) for e in entries], "ledger-completed")
     summary.dates = [by_date[d] for d in dates]
+
+
+def _isolated(contract_id: str, failed: dict[str, str], work: Callable[[], T]) -> T | None:
+    """``work()`` for one contract; a failure of that contract alone is recorded in ``failed``
+    (and logged with its traceback) instead of stopping the run. A lost lease (R18) and the test
+    seam's simulated crash still stop everything."""
+    try:
+        return work()
+    except (LeaseLost, WriteRefused):
+        raise
+    except Exception as exc:  # one contract must not stop the others
+        log.exception("contract %s was not invoiced this run", contract_id)
+        failed[contract_id] = f"{type(exc).__name__}: {exc}"[:300]
+        return None
 
 
 def _record_missed(

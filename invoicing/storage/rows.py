@@ -68,8 +68,10 @@ def ledger_finished(
     counts: Mapping[str, int],
     amounts: Mapping[str, Decimal],
     blocked: Iterable[str] = (),
+    failed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     blocked = sorted(blocked)
+    failed = dict(sorted((failed or {}).items())[:50])
     return {
         "PartitionKey": LEDGER,
         "RowKey": day.isoformat(),
@@ -83,6 +85,7 @@ def ledger_finished(
         "InvoicedLines": counts.get("InvoicedLines", 0),
         "Amounts": json.dumps({c: str(a) for c, a in sorted(amounts.items())}),
         "Blocked": json.dumps(blocked[:100]) if blocked else None,
+        "Failed": json.dumps(failed) if failed else None,
     }
 
 
@@ -92,6 +95,10 @@ def ledger_state(entry: Mapping[str, Any]) -> str:
 
 def ledger_blocked(entry: Mapping[str, Any]) -> list[str]:
     return list(json.loads(entry.get("Blocked") or "[]"))
+
+
+def ledger_failed(entry: Mapping[str, Any]) -> dict[str, str]:
+    return dict(json.loads(entry.get("Failed") or "{}"))
 
 
 def ledger_view(day: date, e: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,6 +113,8 @@ def ledger_view(day: date, e: Mapping[str, Any]) -> dict[str, Any]:
         "held": e.get("Held"),
         "skipped_lines": e.get("Skipped"),
         "amounts": json.loads(e.get("Amounts") or "{}"),
+        "unfinished_imports": ledger_blocked(e),
+        "failed_contracts": ledger_failed(e),
     }
 
 

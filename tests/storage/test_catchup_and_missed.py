@@ -214,3 +214,41 @@ def test_a_run_after_an_import_failed_at_its_kth_write_never_bills_the_old_split
     assert {s for _, _, s, _ in billed} == {f"T{n:03d}" for n in range(150)}
     assert all(a == Decimal("5.00") for _, _, _, a in billed)
     assert len(billed) == 300  # every item once per customer: K1 5.00 and K2 5.00
+
+
+def test_a_contract_that_fails_is_named_and_the_others_are_invoiced(store, storage_settings):
+    """One contract's bad stored data (here a damaged configuration entity) must not stop the
+    run: the others are invoiced, the date stays incomplete and named until a re-import fixes it."""
+    book = _daily_book(0, 0)
+    other = _daily_book(0, 0)
+    for sheet in ("Contracts", "Customers", "ContractLines", "Transactions"):
+        for row in other[sheet][1:]:
+            row = list(row)
+            row[0 if sheet != "Transactions" else 1] = "C2"
+            if sheet == "Transactions":
+                row[0] = "X" + row[0]
+            book[sheet].append(row)
+    services.import_workbook(store, workbook(book), storage_settings)
+    from invoicing.storage import codec
+    from invoicing.storage.keys import encode_key
+
+    config = store.get(store.table, encode_key("C1"), codec.CONFIG)
+    config["P0"] = "{not json"
+    store.upsert(store.table, {k: v for k, v in config.items() if not k.startswith("_")})
+
+    summary = services.run_daily(store, storage_settings, today=D("2020-10-02"))
+    assert list(summary.failed) == ["C1"] and "JSONDecodeError" in summary.failed["C1"]
+    assert summary.invoices == 1  # C2's invoice
+    assert "failed, not invoiced this run" in run_text(summary)
+    problems = services.audit(store, storage_settings)
+    assert any("contract C1 failed" in p for p in problems)
+    assert services.health_report(store)["incomplete_dates"] == ["2020-10-02"]
+
+    services.import_workbook(store, workbook(book), storage_settings)  # the fix: upload again
+    services.run_daily(store, storage_settings, today=D("2020-10-03"))
+    assert services.audit(store, storage_settings) == []
+    invoices, _ = services.list_invoices(store)
+    assert sorted((i.contract_id, i.invoice_date.isoformat()) for i in invoices) == [
+        ("C1", "2020-10-02"),
+        ("C2", "2020-10-02"),
+    ]
