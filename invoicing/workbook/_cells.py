@@ -23,6 +23,9 @@ MAX_ID_LENGTH = 255
 MAX_NUMBER = Decimal(10) ** 15
 MAX_FLOAT = 1e15
 MAX_PAYMENT_TERMS = 36_500
+# A Table Storage string property holds 64 KiB of UTF-16 (32,768 code units); Excel's own cell
+# limit is 32,767 characters. Every text the product stores is at most this many UTF-16 units (L4).
+MAX_TEXT_UNITS = 32_767
 
 _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -92,6 +95,31 @@ def to_free_text(value: object) -> str:
     return to_text(value)
 
 
+def utf16_units(text: str) -> int:
+    """The length of ``text`` as Table Storage counts it: UTF-16 code units."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def too_long(text: str) -> str | None:
+    """The problem with a text the store cannot hold (L4), or None. A text of n characters has
+    n to 2n UTF-16 units, so only one over half the limit is measured."""
+    if len(text) <= MAX_TEXT_UNITS // 2:
+        return None
+    units = utf16_units(text)
+    if units <= MAX_TEXT_UNITS:
+        return None
+    return f"text is {units:,} characters (UTF-16 units) long; at most {MAX_TEXT_UNITS:,}"
+
+
+def to_stored_text(value: object) -> str:
+    """Free text (names) the store keeps: as typed, at most ``MAX_TEXT_UNITS`` UTF-16 units."""
+    text = value if isinstance(value, str) else to_text(value)
+    problem = too_long(text)
+    if problem is not None:
+        raise Bad(problem)
+    return text
+
+
 def to_date(value: object, column: str = "") -> date:
     """A real Excel date, or ISO ``YYYY-MM-DD`` text; nothing else (W7)."""
     if isinstance(value, datetime):
@@ -125,6 +153,8 @@ def to_number(value: object, column: str) -> Decimal:
         if not -MAX_FLOAT < value < MAX_FLOAT:
             raise Bad(f"{column} {shown(value)} is too large")
         number = _decimal_from_float(float(value))
+        if not -MAX_NUMBER < number < MAX_NUMBER:  # 999999999999999.9 shows as 1e+15
+            raise Bad(f"{column} {shown(value)} is too large")
     elif isinstance(value, str):
         text = value.strip()
         if not _PLAIN_DECIMAL.fullmatch(text):

@@ -21,7 +21,15 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from pathlib import Path
 from typing import NoReturn
 
@@ -53,7 +61,9 @@ from invoicing.settings import Settings
 from invoicing.workbook._cells import (
     MAX_DATE,
     MAX_ID_LENGTH,
+    MAX_NUMBER,
     MAX_PAYMENT_TERMS,
+    MAX_TEXT_UNITS,
     MIN_DATE,
     Bad,
     column_letter,
@@ -64,8 +74,10 @@ from invoicing.workbook._cells import (
     to_free_text,
     to_id,
     to_number,
+    to_stored_text,
     to_text,
     to_whole,
+    too_long,
 )
 from invoicing.workbook.columns import SHEETS
 from invoicing.workbook.gate import ErrorCells, check_upload
@@ -73,6 +85,16 @@ from invoicing.workbook.gate import ErrorCells, check_upload
 MAX_CUSTOMERS_PER_CONTRACT = 50
 HUNDRED = Decimal(100)
 ONE_DAY = timedelta(days=1)
+# The reader's own arithmetic context, whatever the caller's thread has set: 34 digits hold every
+# product and sum it computes below the number limit exactly (a Quantity × UnitPrice under 10^15
+# has at most 27), and anything at or over the limit is refused before it is rounded (L5).
+_DECIMAL_CONTEXT = Context(
+    prec=34,
+    rounding=ROUND_HALF_EVEN,
+    Emin=-999_999,
+    Emax=999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
 
 # Sheet -> columns (name, required), in the order of SPEC W1-W6.
 REQUIRED_SHEETS = ("Contracts", "Customers", "ContractLines")
@@ -128,7 +150,7 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
         _reraise_panic(exc)
     if error_cells:
         error_cells = _by_sheet_name(bytes(data), error_cells)
-    with cyclic_gc_paused():
+    with cyclic_gc_paused(), localcontext(_DECIMAL_CONTEXT):
         return _Reader(book, settings, error_cells).read()
 
 
@@ -569,8 +591,8 @@ class _Reader:
     ) -> object:
         """Convert one cell with ``fn(raw, *args)``; ``None`` when blank; ``_BAD`` on a problem."""
         raw = self.cell(table, cells, column)
-        if raw == "":
-            return None
+        if raw == "" or (fn is not _text and type(raw) is str and raw.isspace()):
+            return None  # a cell of spaces is blank (free text alone is kept as typed)
         try:
             return fn(raw, *args)  # type: ignore[operator]
         except Bad as exc:
@@ -1045,6 +1067,8 @@ class _Reader:
         round_half_up = money.round_half_up
         date_type, float_type, str_type = date, float, str
         lo, hi = MIN_DATE, MAX_DATE
+        half_text = MAX_TEXT_UNITS // 2
+        max_number = MAX_NUMBER
         found = self.found
         bad = _BAD
         for i, cells in enumerate(table.body):
@@ -1169,7 +1193,11 @@ class _Reader:
                         "UnitPrice is required with Quantity when Amount is blank",
                     )
                 elif qty is not bad and price is not bad and dp is not None:
-                    amount = round_half_up(qty * price, dp)  # type: ignore[operator]
+                    # Below the limit the product is exact (≤ 27 digits) and rounds safely; a
+                    # larger one is refused before quantize could need more digits (L5).
+                    amount = qty * price  # type: ignore[operator]
+                    if amount >= max_number or (amount := round_half_up(amount, dp)) >= max_number:
+                        amount = self._too_large(table, row, qty, price)  # type: ignore[arg-type]
             elif (
                 qty is not None
                 and price is not None
@@ -1178,8 +1206,10 @@ class _Reader:
                 and price is not bad
                 and dp is not None
             ):
-                product = round_half_up(qty * price, dp)  # type: ignore[operator]
-                if product != amount:
+                product = qty * price  # type: ignore[operator]
+                if product >= max_number or (product := round_half_up(product, dp)) >= max_number:
+                    self._too_large(table, row, qty, price)  # type: ignore[arg-type]
+                elif product != amount:
                     self.problem(
                         table,
                         "Amount",
@@ -1197,10 +1227,17 @@ class _Reader:
                         table, cells, row, "ReadyToInvoice", to_bool, "ReadyToInvoice"
                     )  # type: ignore[assignment]
 
+            # Description, Resource: at most what a Table Storage property holds (L4); a text of
+            # n characters has at most 2n UTF-16 units, so only long ones are measured.
+            desc = cells[i_desc] if i_desc is not None else ""
+            if type(desc) is str_type and len(desc) > half_text:
+                self._long_text(table, row, "Description", desc)
+            res = cells[i_res] if i_res is not None else ""
+            if type(res) is str_type and len(res) > half_text:
+                self._long_text(table, row, "Resource", res)
+
             if len(found) != before or line is None or dp is None:
                 continue
-            desc = cells[i_desc] if i_desc is not None else ""
-            res = cells[i_res] if i_res is not None else ""
             contract.txns.append(
                 Transaction(  # type: ignore[union-attr]
                     tid,
@@ -1241,6 +1278,22 @@ class _Reader:
         elif line is not None and (line.method is None or not line.ok):
             line = None  # the line's own row is broken (reported there): no checks against it
         return line, contract
+
+    def _too_large(self, table: _Table, row: int, qty: Decimal, price: Decimal) -> _Bad:
+        """Quantity × UnitPrice at or over the amount limit is a cell error, never an
+        arithmetic exception (L5)."""
+        self.problem(
+            table,
+            "Quantity",
+            row,
+            f"Quantity × UnitPrice = {qty} × {price} is too large (amounts are below 10^15)",
+        )
+        return _BAD
+
+    def _long_text(self, table: _Table, row: int, column: str, text: str) -> None:
+        problem = too_long(text)
+        if problem is not None:
+            self.problem(table, column, row, problem)
 
     def _transaction_class(self, table: _Table, row: int, raw: object) -> TxnClass | None:
         if raw == "":
@@ -1397,7 +1450,7 @@ _BAD = _Bad()
 
 
 def _text(value: object) -> str:
-    return to_free_text(value)
+    return to_stored_text(value)
 
 
 def _class_list(classes: frozenset[TxnClass]) -> str:

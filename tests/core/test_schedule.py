@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+import random
+import sys
+from datetime import date, datetime, time, timedelta
 
 import pytest
+from dateutil.rrule import _iterinfo, rrulestr
 
-from invoicing.schedule import ScheduleError, generated_schedule, run_dates
+from invoicing.schedule import GeneratedSchedule, ScheduleError, generated_schedule, run_dates
 from tests.core.builders import D, schedule
 
 
@@ -132,3 +135,202 @@ def test_bad_schedule_definitions_name_the_column(args, column, text):
         )
     assert info.value.column == column
     assert text in str(info.value)
+
+
+# ---- RRule cost (L5): at most daily, an occurrence within ten years, bounded expansion ----------
+
+HOSTILE_TIMES = (
+    "FREQ=DAILY;BYHOUR="
+    + ",".join(map(str, range(24)))
+    + ";BYMINUTE="
+    + ",".join(map(str, range(60)))
+    + ";BYSECOND="
+    + ",".join(map(str, range(60)))
+)
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("FREQ=HOURLY", "runs more often than daily"),
+        ("FREQ=MINUTELY;INTERVAL=15", "runs more often than daily"),
+        ("FREQ=SECONDLY", "runs more often than daily"),
+        (HOSTILE_TIMES, "has BYHOUR, BYMINUTE, BYSECOND: a schedule runs at most daily"),
+        ("FREQ=DAILY;BYHOUR=9", "has BYHOUR: a schedule runs at most daily"),
+        ("FREQ=WEEKLY;byminute=30", "has BYMINUTE: a schedule runs at most daily"),
+        ("FREQ=MONTHLY;BYSECOND=0", "has BYSECOND: a schedule runs at most daily"),
+    ],
+)
+def test_an_rrule_that_runs_more_often_than_daily_is_refused(rule, text):
+    with pytest.raises(ScheduleError) as info:
+        gen(None, None, "2020-01-01", None, rule)
+    assert info.value.column == "RRule"
+    assert text in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("rule", "first"),
+    [
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "2020-01-01"),
+        ("FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=30", "2020-01-01"),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30", "2020-01-01"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2020-01-01"),
+        ("FREQ=YEARLY;BYMONTH=4;BYMONTHDAY=31", "1999-05-05"),
+        # Feb 29 on a Monday: 2016, then 2044 (28 years on)
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "2016-03-01"),
+        ("FREQ=DAILY;UNTIL=20191231", "2020-01-01"),  # ends before it starts
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "9997-03-01"),  # the calendar ends first
+    ],
+)
+def test_an_rrule_without_an_occurrence_within_ten_years_of_its_start_is_refused(rule, first):
+    with pytest.raises(ScheduleError) as info:
+        gen(None, None, first, None, rule)
+    assert info.value.column == "RRule"
+    assert str(info.value) == (
+        f'RRule "{rule}" has no occurrence within ten years of FirstRunDate {first}'
+    )
+
+
+def test_an_rrule_whose_first_occurrence_is_within_ten_years_is_accepted():
+    s = gen(None, None, "2016-01-01", None, "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO")
+    assert dates(s, "2016-01-01", "2016-12-31") == ["2016-02-29"]
+    s = gen(None, None, "2034-03-01", None, "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO")
+    assert dates(s, "2034-01-01", "2044-12-31") == ["2044-02-29"]  # 9 years 11 months on
+    assert dates(s, "2045-01-01", "2072-12-31") == ["2072-02-29"]  # later ones are kept
+
+
+def test_rrule_count_ends_the_schedule_at_its_last_occurrence():
+    s = gen(None, None, "2021-01-15", None, "FREQ=MONTHLY;COUNT=3")
+    assert dates(s, "2021-01-01", "2030-12-31") == ["2021-01-15", "2021-02-15", "2021-03-15"]
+    s = gen(None, None, "2021-01-01", None, "FREQ=WEEKLY;BYDAY=MO,FR;COUNT=4")
+    assert dates(s) == ["2021-01-01", "2021-01-04", "2021-01-08", "2021-01-11"]
+    s = gen(None, None, "2021-01-01", None, "FREQ=MONTHLY;COUNT=121")  # the last: ten years on
+    assert dates(s, "2020-01-01", "2040-12-31")[-1] == "2031-01-01"
+
+
+@pytest.mark.parametrize(
+    ("rule", "text"),
+    [
+        ("FREQ=MONTHLY;COUNT=122", "has COUNT=122, more occurrences than it has within ten years"),
+        ("FREQ=MONTHLY;COUNT=5;UNTIL=20221231", "has both COUNT and UNTIL"),
+        ("FREQ=YEARLY;BYEASTER=0", "BYEASTER, which is not part of RFC 5545"),
+        ("FREQ=MONTHLY;BYMONTHDAY=" + ",".join(["1"] * 600), "characters long; at most 1,000"),
+        ("FREQ=DAILY;INTERVAL=0", "INTERVAL must be a whole number from 1"),
+        ("FREQ=WEEKLY;INTERVAL=-2", "INTERVAL must be a whole number from 1"),
+        ("FREQ=WEEKLY;COUNT=0", "COUNT must be a whole number from 1"),
+        ("BYDAY=MO", "needs FREQ=DAILY, WEEKLY, MONTHLY or YEARLY"),
+    ],
+)
+def test_rrules_the_schedule_cannot_bound_are_refused(rule, text):
+    with pytest.raises(ScheduleError) as info:
+        gen(None, None, "2021-01-01", None, rule)
+    assert info.value.column == "RRule"
+    assert text in str(info.value)
+
+
+def test_rrule_messages_name_the_rule_as_typed_and_shorten_a_long_one():
+    with pytest.raises(ScheduleError) as info:
+        gen(None, None, "2020-01-01", None, HOSTILE_TIMES)
+    message = str(info.value)
+    assert message.startswith(f'RRule "{HOSTILE_TIMES[:77]}..." has BYHOUR')
+    assert len(message) < 250
+
+
+def _calls_of(function, action):
+    """How many times the Python ``function`` is entered while ``action()`` runs (a measure of
+    the work done, independent of the machine's speed)."""
+    code = function.__code__
+    calls = 0
+
+    def profile(frame, event, _arg):
+        nonlocal calls
+        if event == "call" and frame.f_code is code:
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        result = action()
+    finally:
+        sys.setprofile(None)
+    return calls, result
+
+
+def test_a_run_date_question_expands_only_the_year_asked_about():
+    """L5: never from DTSTART, never towards 9999. dateutil rebuilds its masks once per month it
+    walks; asking about one date of a daily rule that started 120 years earlier, or about one date
+    of a never-matching rule stored before the checks existed, walks about a year."""
+    rebuild = _iterinfo.rebuild
+    old = GeneratedSchedule(first=D("1900-01-01"), last=None, rrule="FREQ=DAILY;WKST=MO")
+    calls, cutoff = _calls_of(rebuild, lambda: old.cutoff_on(D("2020-10-05")))
+    assert cutoff == D("2020-10-04")
+    assert calls <= 400  # walking from 1900 would be ~1,450 month rebuilds
+    never = GeneratedSchedule(
+        first=D("2020-01-01"), last=None, rrule="FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;WKST=MO"
+    )
+    calls, cutoff = _calls_of(rebuild, lambda: never.cutoff_on(D("2020-10-05")))
+    assert cutoff is None
+    assert calls <= 4_000  # the ten-year look; dateutil's own scan to 9999 is ~96,000
+    timed = GeneratedSchedule(first=D("2020-01-01"), last=None, rrule=HOSTILE_TIMES)
+    calls, cutoff = _calls_of(rebuild, lambda: timed.cutoff_on(D("2020-10-05")))
+    assert cutoff is None and calls == 0  # stored before the checks: now no run dates
+
+
+def _random_rule(rnd: random.Random) -> str:
+    freq = rnd.choice(["DAILY", "WEEKLY", "MONTHLY", "YEARLY"])
+    parts = [f"FREQ={freq}"]
+    days = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+    if rnd.random() < 0.5:
+        parts.append(f"INTERVAL={rnd.choice([1, 2, 3, 5, 7, 13])}")
+    if rnd.random() < 0.3:
+        parts.append("BYMONTH=" + ",".join(map(str, rnd.sample(range(1, 13), rnd.randint(1, 4)))))
+    if rnd.random() < 0.4:
+        if freq in ("MONTHLY", "YEARLY") and rnd.random() < 0.5:
+            chosen = [f"{rnd.choice([1, 2, 3, -1])}{d}" for d in rnd.sample(days, 2)]
+        else:
+            chosen = rnd.sample(days, rnd.randint(1, 3))
+        parts.append("BYDAY=" + ",".join(chosen))
+    if rnd.random() < 0.3:
+        picks = rnd.sample([*range(1, 32), -1, -2], rnd.randint(1, 3))
+        parts.append("BYMONTHDAY=" + ",".join(map(str, picks)))
+    if freq == "YEARLY" and rnd.random() < 0.2:
+        parts.append("BYWEEKNO=" + ",".join(map(str, rnd.sample([*range(1, 54), -1], 2))))
+    if rnd.random() < 0.15:
+        parts.append("BYYEARDAY=" + ",".join(map(str, rnd.sample([*range(1, 367), -1], 3))))
+    if rnd.random() < 0.25:
+        parts.append("BYSETPOS=" + ",".join(map(str, rnd.sample([1, 2, 3, -1, -2], 2))))
+    if rnd.random() < 0.3:
+        parts.append("WKST=" + rnd.choice(["MO", "SU", "WE"]))
+    if rnd.random() < 0.15:
+        parts.append(f"COUNT={rnd.randint(1, 40)}")
+    elif rnd.random() < 0.15:
+        parts.append(f"UNTIL={date(2021, 1, 1) + timedelta(days=rnd.randint(0, 1500)):%Y%m%d}")
+    return ";".join(parts)
+
+
+def test_bounded_rrule_expansion_gives_dateutils_own_occurrences():
+    """The schedule walks the rule's periods itself (dateutil's iterator cannot be bounded); over
+    seeded random rules and windows it gives exactly what ``rrule`` itself gives. Compared only
+    where dateutil finds a later occurrence within a year (else dateutil itself scans to 9999)."""
+    rnd = random.Random(9)
+    compared = 0
+    for _ in range(600):
+        text = _random_rule(rnd)
+        first = date(2018, 1, 1) + timedelta(days=rnd.randint(0, 1500))
+        try:
+            s = gen(None, None, first.isoformat(), None, text)
+        except ScheduleError:
+            continue
+        lo = first + timedelta(days=rnd.randint(-60, 1500))
+        hi = lo + timedelta(days=rnd.randint(0, 700))
+        rule = rrulestr(s.rrule, dtstart=datetime(first.year, first.month, first.day))
+        if not dates(
+            s, (hi + timedelta(days=1)).isoformat(), (hi + timedelta(days=366)).isoformat()
+        ):
+            continue  # no later occurrence soon: dateutil's between would scan on and on
+        expected = [
+            d.date().isoformat()
+            for d in rule.between(datetime.combine(lo, time()), datetime.combine(hi, time()), True)
+        ]
+        assert dates(s, lo.isoformat(), hi.isoformat()) == expected, (text, first, lo, hi)
+        compared += 1
+    assert compared > 250
