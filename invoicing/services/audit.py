@@ -182,12 +182,22 @@ def _where(facts: ContractFacts, invoice_id: str) -> str:
 
 def no_pending_invoice(facts: ContractFacts) -> list[str]:
     """R17: no run left a (contract, date) half-written."""
-    return [
-        f"{_where(facts, invoice_id)} is Pending: the run of {header.get('InvoiceDate')} is "
-        f"half-done{facts.note}"
-        for invoice_id, header in facts.part.headers.items()
-        if codec.is_pending(header)
-    ]
+    found = []
+    for invoice_id, header in facts.part.headers.items():
+        if not codec.is_pending(header):
+            continue
+        if codec.is_credit_note(header):
+            found.append(
+                f"credit note {invoice_id} ({facts.contract_id}) is not numbered yet: its credit "
+                f"of {header.get('CreditedInvoiceId')} was interrupted; credit that invoice "
+                "again to finish it (R21)"
+            )
+        else:
+            found.append(
+                f"{_where(facts, invoice_id)} is Pending: the run of "
+                f"{header.get('InvoiceDate')} is half-done{facts.note}"
+            )
+    return found
 
 
 def invoices_committed_and_indexed(facts: ContractFacts) -> list[str]:

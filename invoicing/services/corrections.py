@@ -19,6 +19,7 @@ or named by ``audit`` until then.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from azure.core.exceptions import ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 from azure.data.tables import TableTransactionError
 
 from invoicing.errors import BadRequest
@@ -41,6 +42,9 @@ from invoicing.storage.keys import encode_key
 from invoicing.storage.store import MAX_BATCH_OPS, Store, replace_if_op, upsert_op
 
 ZERO = Decimal(0)
+MAX_NOTE = 1_000  # a write-off note is a sentence, and it must fit a stored detail
+MAX_ATTEMPTS = 50  # ETag conflicts retried; a livelock this long means something else is wrong
+MAX_CREDIT_RECORD = 30_000  # characters of the invoice's credit record (one table property)
 
 
 # ---- adjust a draft (R22) -----------------------------------------------------------------------
@@ -62,8 +66,10 @@ def adjust(
         raise BadRequest(f"{', '.join(both)}: both removed and written off; choose one")
     if not remove and not write_off:
         raise BadRequest("nothing to adjust: give details to remove or to write off")
+    if len(note) > MAX_NOTE:
+        raise BadRequest(f"the note is {len(note):,} characters; at most {MAX_NOTE:,}")
     contract_id = locate(store, invoice_id)
-    while True:
+    for _attempt in range(MAX_ATTEMPTS):
         header, line_rows, detail_rows = store.invoice_entities(contract_id, invoice_id)
         if header is None or codec.is_pending(header):
             raise NotFound(invoice_id)
@@ -90,9 +96,17 @@ def adjust(
             )
         try:
             store.transact(store.table, ops, "adjust")
-        except TableTransactionError:
-            continue  # the header changed meanwhile (a confirm, another adjust): look again
+        except TableTransactionError as exc:
+            if _changed_meanwhile(exc):
+                continue  # the header changed meanwhile (a confirm, another adjust): look again
+            raise
         return get_invoice(store, invoice_id)
+    raise WrongState(invoice_id, "changing", wanted="a draft left alone for a moment")
+
+
+def _changed_meanwhile(exc: TableTransactionError) -> bool:
+    """The transaction failed on its ETag condition (412), not on its content."""
+    return getattr(exc, "status_code", None) == 412 or "UpdateConditionNotSatisfied" in str(exc)
 
 
 def _adjusted(
@@ -170,7 +184,7 @@ def credit(
         if unfinished is not None:
             _finish(store, settings, contract_id, invoice, unfinished)
             continue
-        credited = {s: c.get("number") or c["id"] for c in credits for s in c["items"]}
+        credited = _credited(store, contract_id, credits)
         invoiced = [
             d.source_id
             for line in invoice.lines
@@ -195,12 +209,19 @@ def credit(
         entry = {
             "id": credit_note_id(invoice_id, seq, day),
             "seq": seq,
-            "items": wanted,
+            # everything not yet credited: recorded as "*" so that a large invoice's record fits
+            "items": ALL_REMAINING if items is None else wanted,
             "writeOff": bool(write_off),
             "date": day.isoformat(),
             "number": None,
         }
-        recorded = {**header, "Credits": json.dumps([*credits, entry])}
+        record = json.dumps([*credits, entry])
+        if len(record) > MAX_CREDIT_RECORD:
+            raise BadRequest(
+                f"{invoice_id}: crediting {len(wanted):,} details one by one does not fit the "
+                "invoice's record of its credits; credit the rest in full (no items)"
+            )
+        recorded = {**header, "Credits": record}
         try:
             store.replace_if(store.table, recorded, header["_etag"], "credit-begin")
         except ResourceModifiedError:
@@ -208,8 +229,34 @@ def credit(
         return _finish(store, settings, contract_id, invoice, entry)
 
 
-def _credit_note(invoice: Invoice, entry: dict[str, Any]) -> Invoice:
-    wanted = set(entry["items"])
+ALL_REMAINING = "*"
+
+
+def _credited(store: Store, contract_id: str, credits: list[dict[str, Any]]) -> dict[str, str]:
+    """SourceId -> the number (or id) of the credit note that credited it."""
+    out: dict[str, str] = {}
+    for c in credits:
+        by = c.get("number") or c["id"]
+        if c["items"] != ALL_REMAINING:
+            out.update(dict.fromkeys(c["items"], by))
+            continue
+        _, _, details = store.invoice_entities(contract_id, c["id"])
+        out.update(dict.fromkeys((d["SourceId"] for d in details), by))
+    return out
+
+
+def _credit_note(
+    invoice: Invoice, entry: dict[str, Any], earlier: dict[str, str] | None = None
+) -> Invoice:
+    if entry["items"] == ALL_REMAINING:
+        wanted = {
+            d.source_id
+            for line in invoice.lines
+            for d in line.details
+            if d.source_id not in (earlier or {})
+        }
+    else:
+        wanted = set(entry["items"])
     status = DetailStatus.WRITTEN_OFF if entry.get("writeOff") else DetailStatus.CREDITED
     lines: list[InvoiceLine] = []
     for line in invoice.lines:
@@ -241,15 +288,23 @@ def _finish(
     store: Store, settings: Settings, contract_id: str, invoice: Invoice, entry: dict[str, Any]
 ) -> Invoice:
     """Steps 2-4 for a credit recorded on the invoice: idempotent, so a retry finishes it."""
-    note = _credit_note(invoice, entry)
+    header = store.header(contract_id, invoice.invoice_id)
+    earlier = [
+        c for c in json.loads((header or {}).get("Credits") or "[]") if c["seq"] < entry["seq"]
+    ]
+    note = _credit_note(invoice, entry, _credited(store, contract_id, earlier))
     pk = encode_key(contract_id)
     header = store.header(contract_id, note.invoice_id)
-    if header is None or codec.is_pending(header):
+    if header is None:
         store.submit(store.globals, [upsert_op(rows.index_entity(note))], "index")
         rows_ = [*codec.line_entities(pk, note), *codec.detail_entities(pk, note)]
         store.submit(store.table, [upsert_op(e) for e in rows_], "credit-rows")
-        store.upsert(store.table, codec.header_entity(pk, note, codec.PENDING), "credit-pending")
-        take_number(store, settings, CREDIT_NOTES, note.invoice_id, contract_id)
+        # created, never overwritten: a concurrent finisher may have numbered it meanwhile
+        with contextlib.suppress(ResourceExistsError):
+            store.create(
+                store.table, codec.header_entity(pk, note, codec.PENDING), "credit-pending"
+            )
+    take_number(store, settings, CREDIT_NOTES, note.invoice_id, contract_id)
     stamped = get_invoice(store, note.invoice_id)
     _record_number(store, contract_id, invoice.invoice_id, entry["seq"], stamped.invoice_number)
     return stamped

@@ -23,7 +23,7 @@ from invoicing.services.invoices import get_invoice
 from invoicing.services.lifecycle import cancel, confirm
 from invoicing.settings import Settings
 from invoicing.storage.errors import NotFound
-from invoicing.storage.store import Store
+from invoicing.storage.store import MAX_BATCH_OPS, Store
 from invoicing.workbook.decisions import DETAILS, INVOICES, Decisions, parse_decisions
 
 ADJUST = {"Remove": DetailStatus.REMOVED, "WriteOff": DetailStatus.WRITTEN_OFF}
@@ -113,9 +113,22 @@ def _check(store: Store, decisions: Decisions) -> tuple[list[_Plan], list[Proble
         problem = _invoice_problem(plan.invoice, d.decision)
         if problem:
             problems.append(Problem(INVOICES, d.cell, problem))
+    seen: dict[tuple[str, str], tuple[str, str]] = {}  # (invoice, source) -> (decision, cell)
     for d in decisions.details:
         plan = plan_of(d.invoice_id, DETAILS, d.cell)
         if plan is None:
+            continue
+        earlier = seen.setdefault((d.invoice_id, d.source_id), (d.decision, d.cell))
+        if earlier[1] != d.cell:
+            if earlier[0] != d.decision:
+                problems.append(
+                    Problem(
+                        DETAILS,
+                        d.cell,
+                        f"{d.source_id} of {d.invoice_id} already has decision {earlier[0]} "
+                        f"(at {earlier[1]}); one decision per detail",
+                    )
+                )
             continue
         problem = _detail_problem(plan, d.source_id, d.decision)
         if problem:
@@ -126,6 +139,21 @@ def _check(store: Store, decisions: Decisions) -> tuple[list[_Plan], list[Proble
         else:
             plan.credits.setdefault(CREDIT[d.decision], []).append(d.source_id)
     for plan in plans.values():
+        lines = {
+            line.line_number
+            for line in plan.invoice.lines
+            for d in line.details
+            if d.source_id in plan.adjust
+        }
+        if len(plan.adjust) + len(lines) + 1 > MAX_BATCH_OPS:
+            problems.append(
+                Problem(
+                    INVOICES,
+                    plan.cell or "",
+                    f"{plan.invoice.invoice_id}: {len(plan.adjust)} detail decisions on one draft "
+                    "do not fit one atomic change; decide on fewer of its details per upload",
+                )
+            )
         live = [
             d.source_id
             for line in plan.invoice.lines
@@ -164,6 +192,8 @@ def _detail_problem(plan: _Plan, source_id: str, decision: str) -> str | None:
     )
     if found is None:
         return f"{invoice.invoice_id} has no detail {source_id}"
+    if invoice.is_credit_note:
+        return f"{invoice.invoice_id} is a credit note: its details take no decision"
     if plan.decision in ("Cancel", "Credit"):
         return (
             f"{decision} contradicts the invoice's decision {plan.decision}: "
@@ -182,6 +212,8 @@ def _detail_problem(plan: _Plan, source_id: str, decision: str) -> str | None:
                 f"{invoice.invoice_id} is {invoice.status.value}: only a confirmed invoice is "
                 "credited"
             )
+        if found.status is not DetailStatus.INVOICED:
+            return f"{source_id} is {found.status.value}: there is nothing of it to credit"
     return None
 
 

@@ -107,6 +107,10 @@ def cancelled(header: Mapping[str, Any]) -> dict[str, Any]:
     return {**header, "Status": Status.CANCELLED.value}
 
 
+def is_credit_note(header: Mapping[str, Any]) -> bool:
+    return header.get("DocumentType") == DocumentType.CREDIT_NOTE.value
+
+
 def is_header_key(row_key: str) -> bool:
     return row_key.startswith("I:")
 

@@ -183,7 +183,11 @@ class Partition:
 
     def pending_dates(self) -> set[date]:
         """Run dates with uncommitted (Pending) invoice rows."""
-        return {codec.day(h["InvoiceDate"]) for h in self.headers.values() if codec.is_pending(h)}
+        return {
+            codec.day(h["InvoiceDate"])
+            for h in self.headers.values()
+            if codec.is_pending(h) and not codec.is_credit_note(h)
+        }
 
     def stale_rows(self, run_date: date, keep: set[str]) -> list[dict[str, Any]]:
         """Rows of uncommitted (Pending) invoices of ``run_date`` whose RowKey is not in ``keep``
@@ -191,7 +195,9 @@ class Partition:
         stale: list[dict[str, Any]] = []
         day = run_date.isoformat()
         for invoice_id, header in self.headers.items():
-            if header.get("InvoiceDate") == day and codec.is_pending(header):
+            # a credit note being made is never a run's leftover (its own steps finish it)
+            pending = codec.is_pending(header) and not codec.is_credit_note(header)
+            if header.get("InvoiceDate") == day and pending:
                 stale.extend(e for e in self.invoice_rows(invoice_id) if e["RowKey"] not in keep)
         return stale
 

@@ -316,3 +316,70 @@ def test_adjust_credit_and_decide_on_the_command_line(
     assert "confirmed 1" in capsys.readouterr().out
     assert services.get_invoice(store, second).invoice_number == "INV-000002"
     assert services.audit(store, storage_settings) == []
+
+
+# ---- found by a hostile review -----------------------------------------------------------------
+
+
+def test_a_second_credit_racing_the_first_never_renumbers_or_loses_a_credit_note(
+    store, storage_settings
+):
+    invoice = confirmed_first_invoice(store, storage_settings, {"T1": "10", "T2": "20"})
+    other = services.open_store(storage_settings)
+    seen: list = []
+
+    def race(label: str) -> None:
+        if label == "credit-pending" and not seen:
+            note = services.credit(
+                other, storage_settings, invoice.invoice_id, ["T2"], today=CREDIT_DAY
+            )
+            seen.append(note)
+
+    store.write_hook = race
+    first = services.credit(store, storage_settings, invoice.invoice_id, ["T1"], today=CREDIT_DAY)
+    store.write_hook = None
+    numbers = sorted([first.invoice_number, seen[0].invoice_number])
+    assert numbers == ["CRN-000001", "CRN-000002"]
+    assert services.audit(store, storage_settings) == []
+
+
+def test_a_run_never_deletes_a_credit_note_being_made(store, storage_settings):
+    invoice = confirmed_first_invoice(store, storage_settings, {"T1": "10", "T2": "20"})
+
+    def crash(label: str) -> None:
+        if label == "counter-take":
+            raise WriteRefused("simulated crash")
+
+    store.write_hook = crash
+    with pytest.raises(WriteRefused):
+        services.credit(store, storage_settings, invoice.invoice_id, ["T1"], today=CREDIT_DAY)
+    store.write_hook = None
+    assert any("not numbered yet" in p for p in services.audit(store, storage_settings))
+    services.run_daily(store, storage_settings, span=(CREDIT_DAY, D("2020-10-12")))
+    note = services.credit(store, storage_settings, invoice.invoice_id, ["T2"], today=CREDIT_DAY)
+    assert note.invoice_number == "CRN-000002"
+    assert [n for _, n in services.get_invoice(store, invoice.invoice_id).credit_notes] == [
+        "CRN-000001",
+        "CRN-000002",
+    ]
+    assert services.audit(store, storage_settings) == []
+
+
+def test_an_overlong_write_off_note_is_a_bad_request_not_a_loop(store, storage_settings):
+    services.import_workbook(store, workbook(weekly_book({"T1": "10"})), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-05"), D("2020-10-05")))
+    (draft,) = drafts(store, "2020-10-05")
+    with pytest.raises(BadRequest, match="at most 1,000"):
+        services.adjust(
+            store, storage_settings, draft.invoice_id, write_off=["T1"], note="x" * 40000
+        )
+
+
+def test_a_large_invoice_is_credited_in_full(store, storage_settings):
+    amounts = {f"T{n:04d}-with-a-long-transaction-id": "1" for n in range(1500)}
+    invoice = confirmed_first_invoice(store, storage_settings, amounts)
+    note = services.credit(store, storage_settings, invoice.invoice_id, today=CREDIT_DAY)
+    assert note.amount == Decimal("-1500.00")
+    with pytest.raises(services.AlreadyCredited):
+        services.credit(store, storage_settings, invoice.invoice_id, today=CREDIT_DAY)
+    assert services.audit(store, storage_settings) == []
