@@ -12,7 +12,7 @@ from invoicing.errors import InputRejected, Problem
 from invoicing.model import Contract, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
-from invoicing.shares import state_from_invoices
+from invoicing.shares import item_amounts, item_entries, share_records, state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
@@ -242,7 +242,7 @@ def _diff_contract(
     new_views = _config_views(contract)
     for sheet, o, n in zip(SHEETS[:4], old_views, new_views, strict=True):
         _count(counts[sheet], o, n)
-    live = part.live_items()
+    live, closed = _fixed_items(part)
     stored_items = bool(part.transactions or part.milestones)
     if old is not None and old.currency != contract.currency and stored_items:
         # Stored amounts were entered in the old currency: reading them in another one is wrong.
@@ -304,18 +304,22 @@ def _diff_contract(
                 continue
             else:
                 holders = live.get((kind, item_id))
-                if holders:
+                written_off = closed.get((kind, item_id))
+                if holders or written_off:
                     sheet, row = locations.get(
                         (contract.contract_id, kind.value, item_id), (sheet_name, 0)
                     )
-                    problems.append(
-                        Problem(
-                            sheet,
-                            f"A{row}" if row else "",
+                    if holders:
+                        why = (
                             f"{kind.value} {item_id} is on invoice {' and '.join(holders)}; "
-                            "cancel the draft first",
+                            "cancel the draft first (or credit the invoice)"
                         )
-                    )
+                    else:
+                        why = (
+                            f"{kind.value} {item_id} was written off "
+                            f"({' and '.join(written_off or [])}); it cannot change any more"
+                        )
+                    problems.append(Problem(sheet, f"A{row}" if row else "", why))
                     continue
                 counter["updated"] += 1
             ops.append(upsert_op(to_entity(pk, new)))
@@ -329,6 +333,32 @@ def _diff_contract(
     wanted = {e["RowKey"] for e in config}
     ops.extend(delete_op(e) for e in stored_config if e["RowKey"] not in wanted)
     return ops, config
+
+
+def _fixed_items(
+    part: Partition,
+) -> tuple[dict[tuple[SourceType, str], list[str]], dict[tuple[SourceType, str], list[str]]]:
+    """Items an upload may not change: those with a share on a live invoice (net of credit
+    notes: a credited share is back in the backlog) -> the invoices holding it, and those with a
+    share written off -> the documents that closed it (R13, R21, R22)."""
+    try:
+        contract = part.contract()
+    except (ValueError, KeyError, TypeError):
+        contract = None
+    docs = part.committed_invoices()
+    entries = item_entries(docs)
+    amounts = item_amounts(contract, entries.keys()) if contract is not None else {}
+    holders = part.live_items()
+    live: dict[tuple[SourceType, str], list[str]] = {}
+    closed: dict[tuple[SourceType, str], list[str]] = {}
+    notes = {inv.invoice_id for inv in docs if inv.is_credit_note}
+    for key, item in entries.items():
+        records = share_records(item, amounts.get(key))
+        if any(r.state == "live" for r in records.values()):
+            live[key] = [i for i in holders.get(key, []) if i not in notes] or holders.get(key, [])
+        elif any(r.state == "closed" for r in records.values()):
+            closed[key] = sorted(holders.get(key, [])) or ["a cancelled draft"]
+    return live, closed
 
 
 def _same_config(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

@@ -383,3 +383,24 @@ def test_a_large_invoice_is_credited_in_full(store, storage_settings):
     with pytest.raises(services.AlreadyCredited):
         services.credit(store, storage_settings, invoice.invoice_id, today=CREDIT_DAY)
     assert services.audit(store, storage_settings) == []
+
+
+def test_a_written_off_item_cannot_change_and_a_credited_one_can(store, storage_settings):
+    from invoicing.errors import InputRejected
+
+    book = weekly_book({"T1": "10", "T2": "20"})
+    services.import_workbook(store, workbook(book), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-05"), D("2020-10-05")))
+    (draft,) = drafts(store, "2020-10-05")
+    services.adjust(store, storage_settings, draft.invoice_id, write_off=["T1"])
+    services.confirm(store, storage_settings, draft.invoice_id)
+    services.credit(store, storage_settings, draft.invoice_id, ["T2"], today=CREDIT_DAY)
+    changed = weekly_book({"T1": "25", "T2": "20"})
+    with pytest.raises(InputRejected, match="T1 was written off"):
+        services.import_workbook(store, workbook(changed), storage_settings)
+    corrected = weekly_book({"T1": "10", "T2": "22"})  # T2 is back in the backlog: it may change
+    services.import_workbook(store, workbook(corrected), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-06"), D("2020-10-12")))
+    (again,) = drafts(store, "2020-10-12")
+    assert details(again) == {"T2": (Decimal("22.00"), DetailStatus.INVOICED)}
+    assert services.audit(store, storage_settings) == []
