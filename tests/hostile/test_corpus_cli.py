@@ -8,11 +8,7 @@ time so the whole corpus stays well under a minute on two cores.
 from __future__ import annotations
 
 import os
-import resource
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +18,7 @@ import pytest
 
 from tests.hostile import corpus
 from tests.hostile.corpus import CASES, Case, case_env
+from tests.support.children import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_LIMIT = 10.0  # seconds per child (L3: bounded time)
@@ -41,32 +38,15 @@ class Outcome:
 
 
 def run_cli(args: list[str], env_extra: dict[str, str], workdir: Path, tag: str) -> tuple:
-    """Run ``python -m invoicing ARGS``; return (exit code, seconds, peak RSS MB, out, err)."""
+    """Run ``python -m invoicing ARGS``; return (exit code, seconds, peak RSS MB, out, err), the
+    peak of that child alone (``tests.support.children``)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
     env.pop("INVOICING_STORAGE", None) if "INVOICING_STORAGE" not in env_extra else None
-    out_path, err_path = workdir / f"{tag}.stdout", workdir / f"{tag}.stderr"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.monotonic()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "invoicing", *args],
-            cwd=workdir, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-        )
-        killer = threading.Timer(TIME_LIMIT * 3, child.kill)  # never hang the suite
-        killer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            killer.cancel()
-        seconds = time.monotonic() - start
-        child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-    scale = 1024 if sys.platform != "darwin" else 1024 * 1024  # ru_maxrss: KiB on Linux
-    return (
-        child.returncode,
-        seconds,
-        usage.ru_maxrss / scale,
-        out_path.read_text(errors="replace"),
-        err_path.read_text(errors="replace"),
+    report = workdir / f"{tag}.json"
+    return run_measured(
+        [sys.executable, "-m", "invoicing", *args], env, workdir, report, TIME_LIMIT * 3
     )
+
 
 
 def _run_case(
@@ -167,16 +147,22 @@ def test_legit_control_through_cli(cli_outcomes: dict[tuple[str, str], Outcome])
 
 
 def test_rss_is_measured_per_child(tmp_path: Path) -> None:
-    """The harness itself: a child that allocates 200 MB reports >= 200 MB, a later one less."""
-    big = subprocess.Popen([sys.executable, "-c", "b = bytearray(200 * 1024 * 1024)"])
-    _, _, usage = os.wait4(big.pid, 0)
-    big.returncode = 0
-    small = subprocess.Popen([sys.executable, "-c", "pass"])
-    _, _, usage_small = os.wait4(small.pid, 0)
-    small.returncode = 0
-    assert usage.ru_maxrss / 1024 > 200
-    assert usage_small.ru_maxrss / 1024 < 100
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 > 200
+    """The harness itself: a child that allocates 200 MB reports >= 200 MB, a later one less,
+    however large the process that starts them has grown."""
+    ballast = bytearray(150 * 1024 * 1024)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # resident, like a worker that grew
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    big = run_measured(
+        [sys.executable, "-c", "b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096])"],
+        env,
+        tmp_path,
+        tmp_path / "big.json",
+        60,
+    )
+    small = run_measured([sys.executable, "-c", "pass"], env, tmp_path, tmp_path / "s.json", 60)
+    del ballast
+    assert big[0] == 0 and big[2] > 200
+    assert small[0] == 0 and small[2] < 100
 
 
 def test_rejected_imports_wrote_nothing(

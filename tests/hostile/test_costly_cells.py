@@ -13,13 +13,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.core.test_schedule import HOSTILE_TIMES
+from tests.support.children import run_measured
 from tests.support.workbooks import Book, add, minimal_rows, put, xlsx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,51 +92,14 @@ def costly_but_valid() -> Book:
     return book
 
 
-# Linux gives a forked child the parent's resident size as its starting high-water mark, and
-# exec keeps it: a child of a 150 MB pytest worker reports at least 150 MB whatever it does. So
-# the measured command is started by a small runner process, which reports its wait4 rusage.
-RUNNER = """
-import json, os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL,
-                         stdout=open(sys.argv[1] + ".out", "wb"),
-                         stderr=open(sys.argv[1] + ".err", "wb"))
-_, status, usage = os.wait4(child.pid, 0)
-child.returncode = os.waitstatus_to_exitcode(status)
-with open(sys.argv[1], "w") as report:
-    json.dump({"code": child.returncode, "maxrss_kib": usage.ru_maxrss}, report)
-"""
-
-
 def run_child(args: list[str], env_extra: dict[str, str], workdir: Path) -> tuple:
     """Run ``python ARGS`` in a child; (exit code, seconds, peak RSS MB of that child alone,
-    stdout, stderr)."""
+    stdout, stderr): ``tests.support.children``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **env_extra}
     env.pop("AzureWebJobsStorage", None)
     if "INVOICING_STORAGE" not in env_extra:
         env.pop("INVOICING_STORAGE", None)
-    report = workdir / "child.json"
-    start = time.monotonic()
-    runner = subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(report), sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        runner.wait(timeout=KILL_AFTER)
-    except subprocess.TimeoutExpired:
-        runner.kill()
-        runner.wait()
-        raise
-    seconds = time.monotonic() - start
-    outcome = json.loads(report.read_text())
-    return (
-        outcome["code"],
-        seconds,
-        outcome["maxrss_kib"] / 1024,  # KiB on Linux
-        Path(f"{report}.out").read_text(errors="replace"),
-        Path(f"{report}.err").read_text(errors="replace"),
-    )
+    return run_measured([sys.executable, *args], env, ROOT, workdir / "child.json", KILL_AFTER)
 
 
 def test_the_runner_measures_the_child_alone(tmp_path):
