@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from invoicing import catchup
-from invoicing.model import Contract, DetailStatus, Invoice, SourceType, Status
+from invoicing.model import (
+    BillingMethod,
+    Contract,
+    ContractLine,
+    DetailStatus,
+    Invoice,
+    SourceType,
+    Status,
+)
 from invoicing.services.common import DEFAULT_WORKERS, parallel
 from invoicing.services.lifecycle import CREDIT_NOTES, INVOICES, settle_pending_number
 from invoicing.settings import Settings
-from invoicing.shares import item_amounts, item_entries, share_records
+from invoicing.shares import item_amounts, item_entries, share_records, state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Partition, Store
@@ -357,6 +366,46 @@ def credits_finished(facts: ContractFacts) -> list[str]:
     return found
 
 
+def open_shares_can_go_out(facts: ContractFacts) -> list[str]:
+    """R15, R21, R22: a share back in the backlog (cancelled, removed, credited) goes out at its
+    line's next due run; one whose line has no due date left would wait for ever, unbilled."""
+    state = state_from_invoices(facts.contract, facts.invoices.values())
+    if not state.open_shares:
+        return []
+    lines = {line.line_id: line for line in facts.contract.lines}
+    line_of = {("Transaction", t.transaction_id): t.line_id for t in facts.contract.transactions}
+    line_of.update({("Milestone", m.milestone_id): m.line_id for m in facts.contract.milestones})
+    ran_to = max(facts.part.markers, default=None)
+    found = []
+    for (kind, item_id), shares in sorted(state.open_shares.items()):
+        line_id = line_of.get((kind.value, item_id))
+        line = lines.get(line_id or "")
+        last = _last_due(facts.contract, line) if line is not None else date.min
+        if last is None or ran_to is None or last > ran_to:
+            continue  # a due date is still to come
+        customers = ", ".join(s.customer_id for s in shares)
+        where = f"line {line_id} has no due date after {last}" if line else "its line is gone"
+        found.append(
+            f"{kind.value} {item_id} ({facts.contract_id}): the share of {customers} waits to be "
+            f"invoiced again, but {where}; add a run date or milestone date to bill it (R15)"
+        )
+    return found
+
+
+def _last_due(contract: Contract, line: ContractLine) -> date | None:
+    """The line's last due date; None when it has no end (an open-ended schedule)."""
+    if line.billing_method is BillingMethod.FIXED_PRICE:
+        days = [m.date for m in contract.milestones if m.line_id == line.line_id]
+        return max(days, default=date.min)
+    schedule = line.schedule
+    if schedule is None:
+        return date.min
+    rows = getattr(schedule, "rows", None)
+    if rows is not None:
+        return max((row.run_date for row in rows), default=date.min)
+    return getattr(schedule, "last", None)
+
+
 CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
     no_pending_invoice,
     invoices_committed_and_indexed,
@@ -365,4 +414,5 @@ CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
     shares_invoiced_once,
     not_to_exceed_kept,
     credits_finished,
+    open_shares_can_go_out,
 )

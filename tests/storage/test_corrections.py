@@ -404,3 +404,17 @@ def test_a_written_off_item_cannot_change_and_a_credited_one_can(store, storage_
     (again,) = drafts(store, "2020-10-12")
     assert details(again) == {"T2": (Decimal("22.00"), DetailStatus.INVOICED)}
     assert services.audit(store, storage_settings) == []
+
+
+def test_audit_names_a_share_whose_line_has_no_due_date_left(store, storage_settings):
+    """Review finding: a credited or cancelled share whose line is never due again would wait
+    for ever, unbilled; audit names it."""
+    from tests.support.workbooks import minimal_rows
+
+    services.import_workbook(store, workbook(minimal_rows()), storage_settings)
+    services.run_daily(store, storage_settings, span=(D("2020-10-01"), D("2020-11-02")))
+    oct15 = [i for i in drafts(store, "2020-10-15") if i.customer_id == "K1"]
+    assert oct15  # the milestone M1 (L3's only milestone date)
+    services.cancel(store, storage_settings, oct15[0].invoice_id)
+    problems = services.audit(store, storage_settings)
+    assert any("Milestone M1" in p and "no due date after 2020-10-15" in p for p in problems)
