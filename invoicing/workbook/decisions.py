@@ -15,6 +15,7 @@ from python_calamine import CalamineError, CalamineWorkbook
 
 from invoicing.errors import InputRejected, Problem, UploadRejected
 from invoicing.settings import Settings
+from invoicing.workbook._cells import column_letter
 from invoicing.workbook.gate import check_upload
 
 INVOICE_DECISIONS = ("Confirm", "Cancel", "Credit")
@@ -92,15 +93,6 @@ def _key(name: object) -> str:
     return str(name or "").replace(" ", "").replace("_", "").lower()
 
 
-def _letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
 def _rows(
     book: CalamineWorkbook,
     sheet: str,
@@ -131,7 +123,7 @@ def _rows(
         text = str(raw).strip() if raw is not None else ""
         if not text:
             continue
-        cell = f"{_letter(column)}{number}"
+        cell = f"{column_letter(column)}{number}"
         decision = by_key.get(_key(text))
         if decision is None:
             problems.append(
@@ -144,7 +136,8 @@ def _rows(
             value = row[position] if position < len(row) else None
             values[name] = str(value).strip() if value is not None else ""
             if not values[name]:
-                problems.append(Problem(sheet, f"{_letter(position)}{number}", f"{name} is blank"))
+                where = f"{column_letter(position)}{number}"
+                problems.append(Problem(sheet, where, f"{name} is blank"))
         if all(values.values()):
             out.append((cell, values, decision))
     return out
