@@ -68,3 +68,6 @@ SHEETS: dict[str, tuple[tuple[str, bool], ...]] = {
 HEADERS: dict[str, tuple[str, ...]] = {
     sheet: tuple(name for name, _ in columns) for sheet, columns in SHEETS.items()
 }
+
+# The template's help sheet (placed last): not an input sheet; the reader ignores it.
+INSTRUCTIONS_SHEET = "Instructions"

@@ -79,7 +79,7 @@ from invoicing.workbook._cells import (
     to_whole,
     too_long,
 )
-from invoicing.workbook.columns import SHEETS
+from invoicing.workbook.columns import INSTRUCTIONS_SHEET, SHEETS
 from invoicing.workbook.gate import ErrorCells, check_upload
 
 MAX_CUSTOMERS_PER_CONTRACT = 50
@@ -463,6 +463,8 @@ class _Reader:
         max_rows = self.settings.max_rows
         for name in self.book.sheet_names:
             canonical = _SHEET_KEYS.get(_key(name))
+            if canonical is None and _key(name) == _key(INSTRUCTIONS_SHEET):
+                continue  # the template's own help sheet: ignored without a warning
             if canonical is None:
                 self.warnings.append(f'sheet "{name}" is not an input sheet; ignored')
                 continue
