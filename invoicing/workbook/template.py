@@ -5,10 +5,14 @@ to ``DIR`` (default: the repository's ``templates/``). Both are deterministic: f
 properties and fixed zip timestamps, so regenerating them changes nothing unless the code changed.
 
 Layout: one sheet per kind (W1-W6) in the order of the spec, each an Excel table with a frozen
-header row; drop-downs (data validation lists) on the enumerations; date columns carry a date
-format on the column, so a date typed into a new row shows as a date. There is no ReadMe sheet on
-purpose: the reader warns about every unknown sheet, and a template that warns on first upload is
-a poor first impression; the column help lives in the README and in the drop-downs' input prompts.
+header row, then an ``Instructions`` sheet (``columns.INSTRUCTIONS_SHEET``), last, that the reader
+ignores. Every column carries a data validation with an input prompt (shown when a cell is
+selected, in Excel and LibreOffice alike): drop-downs on the enumerations, a date check on dates,
+whole or decimal ranges on numbers, a length check on ids and Currency, a prompt alone on free
+text. Id columns are formatted as text (``@``), so ``00123`` typed into a new row stays ``00123``;
+date columns carry a date format, so a date typed into a new row shows as a date. Required
+columns have a header fill of their own and "(required)" in their prompt's title; the header
+*text* is exactly the column name, which is what the reader matches.
 """
 
 from __future__ import annotations
@@ -25,15 +29,26 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.writer.excel import ExcelWriter
 
 from invoicing.model import BillingMethod, TxnClass
 from invoicing.schedule import Frequency
-from invoicing.workbook.columns import HEADERS
-from invoicing.workbook.safe import text_value
-from invoicing.workbook.writer import DATE_FORMAT, make_table
+from invoicing.workbook._cells import MAX_DATE, MAX_ID_LENGTH, MAX_PAYMENT_TERMS, MIN_DATE
+from invoicing.workbook.columns import HEADERS, INSTRUCTIONS_SHEET
+from invoicing.workbook.columns import SHEETS as COLUMNS
+from invoicing.workbook.safe import text_cell, text_value
+from invoicing.workbook.writer import (
+    DATE_FORMAT,
+    HEADER_FILL,
+    HEADER_FONT,
+    LINE_HEIGHT,
+    header_width,
+    make_table,
+    print_setup,
+)
 
 CONTRACTS = "Contracts"
 CUSTOMERS = "Customers"
@@ -67,17 +82,190 @@ DROP_DOWNS: dict[tuple[str, str], tuple[str, ...]] = {
     (TRANSACTIONS, "Class"): tuple(c.value for c in TxnClass),
     (TRANSACTIONS, "ReadyToInvoice"): YES_NO,
 }
-_PROMPTS = {
-    "RoundingCustomer": "Yes for the customer who takes the rounding remainder "
-    "(default: the first).",
-    "BillingMethod": "Time and material (billed by schedule) or Fixed price "
-    "(billed by milestones).",
-    "Frequency": "Generate the run dates from a frequency, or leave blank and list them on "
-    "InvoiceSchedule.",
-    "ReadyToInvoice": "Only items marked Yes are invoiced.",
-    "Class": "Time, Expense, Material or Fee: must be one the line bills.",
+ID_COLUMNS = frozenset({"ContractId", "CustomerId", "LineId", "MilestoneId", "TransactionId"})
+TEXT_FORMAT = "@"  # Excel's "Text" number format: what is typed stays text
+REQUIRED = frozenset(
+    (sheet, column)
+    for sheet, columns in COLUMNS.items()
+    for column, required in columns
+    if required
+)
+REQUIRED_FILL = PatternFill(fill_type="solid", fgColor="F8CBAD")  # orange: fill in on every row
+OPTIONAL_FILL = HEADER_FILL  # the invoice workbook's header blue
+DATE_PROMPT = "YYYY-MM-DD or an Excel date"
+LAST_ROW = 1_048_576  # validations cover the whole column below the header
+
+
+class Check:
+    """One column's data validation: what Excel and LibreOffice check as it is typed."""
+
+    __slots__ = ("error", "formula1", "formula2", "kind", "operator")
+
+    def __init__(
+        self,
+        kind: str | None = None,  # DataValidation's type; None: a prompt alone
+        operator: str | None = None,
+        formula1: str | None = None,
+        formula2: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self.operator = operator
+        self.formula1 = formula1
+        self.formula2 = formula2
+        self.error = error
+
+
+def _date_check() -> Check:
+    low, high = MIN_DATE, MAX_DATE
+    return Check(
+        "date",
+        "between",
+        f"DATE({low.year},{low.month},{low.day})",
+        f"DATE({high.year},{high.month},{high.day})",
+        f"must be a date: type YYYY-MM-DD, between {low.isoformat()} and {high.isoformat()}.",
+    )
+
+
+_ID_CHECK = Check(
+    "textLength",
+    "lessThanOrEqual",
+    str(MAX_ID_LENGTH),
+    error=f"must be at most {MAX_ID_LENGTH} characters.",
+)
+_POSITIVE = Check("decimal", "greaterThan", "0", error="must be a number above 0.")
+_NOT_NEGATIVE = Check("decimal", "greaterThanOrEqual", "0", error="must be a number, 0 or more.")
+_ANY = Check()  # a prompt alone
+
+# Column (or (sheet, column)) -> (prompt, check). A prompt is at most 255 characters (Excel).
+_CONTRACT_REF = "The ContractId of a row on Contracts."
+_HELP: dict[str | tuple[str, str], tuple[str, Check]] = {
+    (CONTRACTS, "ContractId"): (
+        "The contract's id, unique in the workbook. Text: 00123 stays 00123.",
+        _ID_CHECK,
+    ),
+    "ContractId": (_CONTRACT_REF, _ID_CHECK),
+    "ContractName": ("The contract's name, shown on its invoices.", _ANY),
+    "Currency": (
+        "The ISO 4217 code of the contract's currency: USD, EUR, GBP, JPY, CHF ... Every amount "
+        "of the contract is in it, with its decimals (JPY 0, USD 2, KWD 3).",
+        Check("textLength", "equal", "3", error="must be a 3-letter ISO 4217 code such as USD."),
+    ),
+    "PaymentTermsDays": (
+        f"Days from the invoice date to its due date: a whole number from 0 to "
+        f"{MAX_PAYMENT_TERMS}.",
+        Check(
+            "whole",
+            "between",
+            "0",
+            str(MAX_PAYMENT_TERMS),
+            error=f"must be a whole number of days from 0 to {MAX_PAYMENT_TERMS}.",
+        ),
+    ),
+    (CUSTOMERS, "CustomerId"): ("The customer's id, unique within the contract.", _ID_CHECK),
+    "CustomerName": ("The customer's name, shown on its invoices.", _ANY),
+    "SplitPercent": (
+        "The customer's share in percent: 60 means 60 %. More than 0, at most 100, at most 4 "
+        "decimals; a contract's splits (or a line's) sum to 100.",
+        Check(
+            "decimal",
+            "between",
+            "0.0001",
+            "100",
+            error="must be a percentage above 0 and at most 100: 60 means 60 %.",
+        ),
+    ),
+    (CUSTOMERS, "LineId"): (
+        "Blank: the customer shares the whole contract. A LineId of the contract: this split is "
+        "for that line only (the line's splits sum to 100).",
+        _ID_CHECK,
+    ),
+    "RoundingCustomer": (
+        "Yes for the customer who takes the rounding remainder (default: the first).",
+        _ANY,
+    ),
+    (CONTRACT_LINES, "LineId"): ("The line's id, unique within its contract.", _ID_CHECK),
+    "LineName": ("The line's name, shown on its invoices.", _ANY),
+    "BillingMethod": (
+        "Time and material (billed by schedule) or Fixed price (billed by milestones).",
+        _ANY,
+    ),
+    "TransactionClasses": (
+        "The classes this Time and material line bills, comma separated: Time, Expense, "
+        "Material, Fee. Blank: all four.",
+        _ANY,
+    ),
+    "NotToExceed": (
+        "A cap on what this Time and material line bills in all, in the contract's currency. "
+        "Blank: no cap.",
+        _NOT_NEGATIVE,
+    ),
+    "Frequency": (
+        "Generate the run dates from a frequency, or leave blank and list them on InvoiceSchedule.",
+        _ANY,
+    ),
+    "RunDay": (
+        'Weekly, Biweekly: a weekday ("Monday"). Monthly, Quarterly: 1-31, "Last" or "First '
+        'Monday". Semimonthly: two days ("15, Last"). Blank: from FirstRunDate.',
+        _ANY,
+    ),
+    "FirstRunDate": (
+        f"The first run date a Frequency or RRule may give (inclusive). {DATE_PROMPT}.",
+        _date_check(),
+    ),
+    "LastRunDate": (
+        f"The last run date a Frequency or RRule may give (inclusive); blank: no end. "
+        f"{DATE_PROMPT}.",
+        _date_check(),
+    ),
+    "RRule": (
+        "Instead of Frequency: an RFC 5545 RRULE starting at FirstRunDate, e.g. "
+        "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=1.",
+        _ANY,
+    ),
+    (INVOICE_SCHEDULE, "LineId"): ("A Time and material line of the contract.", _ID_CHECK),
+    "InvoiceRunDate": (f"The day this line is invoiced. {DATE_PROMPT}.", _date_check()),
+    "TransactionCutoffDate": (
+        f"Transactions up to this day (inclusive) are billed; blank: the day before the run "
+        f"date. {DATE_PROMPT}.",
+        _date_check(),
+    ),
+    (MILESTONES, "LineId"): ("A Fixed price line of the contract.", _ID_CHECK),
+    "MilestoneId": ("The milestone's id, unique within the contract.", _ID_CHECK),
+    "MilestoneName": ("The milestone's name, shown on its invoice.", _ANY),
+    "MilestoneDate": (f"The day the milestone is invoiced. {DATE_PROMPT}.", _date_check()),
+    (MILESTONES, "Amount"): (
+        "The milestone's amount in the contract's currency: above 0, at most its decimals.",
+        _POSITIVE,
+    ),
+    "ReadyToInvoice": ("Only items marked Yes are invoiced.", _ANY),
+    "TransactionId": ("The transaction's id, unique in the workbook.", _ID_CHECK),
+    (TRANSACTIONS, "LineId"): ("A Time and material line of the contract.", _ID_CHECK),
+    "Class": ("Time, Expense, Material or Fee: must be one of the classes the line bills.", _ANY),
+    "Date": (f"The day of the work or expense. {DATE_PROMPT}.", _date_check()),
+    "Description": ("What was done, shown on the invoice.", _ANY),
+    "Resource": ("Who did it (kept with the transaction).", _ANY),
+    "Quantity": (
+        "Above 0, at most 6 decimals. With UnitPrice; or leave both blank and give Amount.",
+        _POSITIVE,
+    ),
+    "UnitPrice": (
+        "0 or more, at most 6 decimals, in the contract's currency. Amount (blank) is Quantity "
+        "x UnitPrice, rounded half-up.",
+        _NOT_NEGATIVE,
+    ),
+    (TRANSACTIONS, "Amount"): (
+        "0 or more, in the contract's currency. Blank: Quantity x UnitPrice; given with both, "
+        "it must agree with them.",
+        _NOT_NEGATIVE,
+    ),
 }
-LAST_ROW = 1_048_576  # drop-downs cover the whole column below the header
+
+
+def column_help(sheet: str, column: str) -> tuple[str, Check]:
+    """The prompt and the check of a column of a sheet."""
+    return _HELP.get((sheet, column)) or _HELP[column]
+
 
 _WIDTHS = {
     "ContractId": 14,
@@ -108,7 +296,7 @@ _WIDTHS = {
     "TransactionId": 14,
     "Class": 10,
     "Date": 12,
-    "Description": 34,
+    "Description": 52,
     "Resource": 16,
     "Quantity": 10,
     "UnitPrice": 11,
@@ -381,6 +569,7 @@ def _build(rows_by_sheet: dict[str, list[Row]], *, title: str) -> bytes:
     wb.properties.modified = GENERATED_AT
     for sheet, columns in SHEETS.items():
         _sheet(wb, sheet, columns, rows_by_sheet.get(sheet, []))
+    _instructions(wb)
     buffer = BytesIO()
     # Workbook.save stamps "modified" with the current time; ExcelWriter keeps ours.
     ExcelWriter(wb, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED)).save()
@@ -390,29 +579,42 @@ def _build(rows_by_sheet: dict[str, list[Row]], *, title: str) -> bytes:
 def _sheet(wb: Workbook, sheet: str, columns: tuple[str, ...], rows: Iterable[Row]) -> None:
     ws = wb.create_sheet(sheet)
     ws.freeze_panes = "A2"  # write-only: before the first row
+    print_setup(ws)  # like the invoice workbook: landscape, one page wide, header on every page
     for index, column in enumerate(columns, start=1):
         dim = ws.column_dimensions[get_column_letter(index)]
-        dim.width = _WIDTHS.get(column, 14)
+        dim.width = max(_WIDTHS.get(column, 14), header_width(column))
         if column in DATE_COLUMNS:
             dim.number_format = DATE_FORMAT  # a date typed into a new row shows as a date
+        elif column in ID_COLUMNS:
+            dim.number_format = TEXT_FORMAT  # 00123 typed into a new row stays 00123
     for index, column in enumerate(columns, start=1):
-        values = DROP_DOWNS.get((sheet, column))
-        if values:
-            ws.data_validations.append(_drop_down(get_column_letter(index), column, values))
-    ws.append(list(columns))
+        ws.data_validations.append(_validation(sheet, column, get_column_letter(index)))
+    ws.append([_header_cell(ws, sheet, column) for column in columns])
     count = 0
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"{sheet} row {row!r} does not have {len(columns)} columns")
-        ws.append([_cell(ws, value) for value in row])
+        ws.append([_cell(ws, column, value) for column, value in zip(columns, row, strict=True)])
         count += 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # write-only: make_table names the columns
         ws.add_table(make_table(TABLE_NAMES[sheet], columns, count))
 
 
-def _cell(ws, value: Any) -> Any:
+def _header_cell(ws, sheet: str, column: str) -> WriteOnlyCell:
+    """The column name, exactly (the reader matches it), bold; the fill says required or not."""
+    cell = WriteOnlyCell(ws, column)
+    cell.font = HEADER_FONT
+    cell.fill = REQUIRED_FILL if (sheet, column) in REQUIRED else OPTIONAL_FILL
+    return cell
+
+
+def _cell(ws, column: str, value: Any) -> Any:
     if isinstance(value, str):
+        if column in ID_COLUMNS:  # the same text format as the empty cells below
+            cell = text_cell(ws, value)
+            cell.number_format = TEXT_FORMAT
+            return cell
         return text_value(ws, value)
     if isinstance(value, date):
         cell = WriteOnlyCell(ws, value)
@@ -421,21 +623,124 @@ def _cell(ws, value: Any) -> Any:
     return value
 
 
-def _drop_down(letter: str, column: str, values: tuple[str, ...]) -> DataValidation:
-    validation = DataValidation(
-        type="list",
-        formula1='"' + ",".join(values) + '"',
-        allow_blank=True,
-        showErrorMessage=True,
-        errorStyle="stop",
-        errorTitle=f"Invalid {column}",
-        error=f"{column} must be one of: {', '.join(values)}.",
-        showInputMessage=True,
-        promptTitle=column,
-        prompt=_PROMPTS.get(column, f"One of: {', '.join(values)}."),
-    )
+def _validation(sheet: str, column: str, letter: str) -> DataValidation:
+    """The column's drop-down or check, with its input prompt (titled "(required)" if so)."""
+    prompt, check = column_help(sheet, column)
+    values = DROP_DOWNS.get((sheet, column))
+    title = f"{column} (required)" if (sheet, column) in REQUIRED else column
+    if values:
+        validation = DataValidation(
+            type="list",
+            formula1='"' + ",".join(values) + '"',
+            error=f"{column} must be one of: {', '.join(values)}.",
+        )
+    else:
+        validation = DataValidation(
+            type=check.kind,
+            operator=check.operator,
+            formula1=check.formula1,
+            formula2=check.formula2,
+            error=f"{column} {check.error}" if check.error else None,
+        )
+    validation.allow_blank = True  # blank is "none" (a missing required value is the reader's)
+    validation.showErrorMessage = check.kind is not None or values is not None
+    validation.errorStyle = "stop"
+    validation.errorTitle = f"Invalid {column}" if validation.showErrorMessage else None
+    validation.showInputMessage = True
+    validation.promptTitle = title
+    validation.prompt = prompt
     validation.add(f"{letter}2:{letter}{LAST_ROW}")
     return validation
+
+
+# ---- the Instructions sheet ---------------------------------------------------------------------
+
+INSTRUCTIONS_TITLE = "How to fill in this workbook"
+INSTRUCTIONS: tuple[str, ...] = (
+    "One sheet per kind of record: the header in row 1 (keep the header names as they are), one "
+    "record per row.",
+    "Contracts, Customers and ContractLines are required; InvoiceSchedule, Milestones and "
+    "Transactions may stay empty.",
+    "An orange header marks a required column: fill it in on every row. A blue header is "
+    "optional. Select a cell to see what its column takes.",
+    "Dates: a real date, or text YYYY-MM-DD (2020-10-05). 03/04/2020 is ambiguous and rejected.",
+    "Numbers: plain numbers (1234.5, never 1.234,5). Amounts have at most the currency's decimals, "
+    "Quantity and UnitPrice at most 6, SplitPercent at most 4.",
+    "SplitPercent is a percentage: 60 means 60 % (a cell formatted as a percentage, 60 %, is "
+    "read as 60 too).",
+    "Ids are text: the id columns are formatted as text, so 00123 stays 00123. Any printable "
+    "character may be part of an id.",
+    "Yes/No columns take Yes, No, True, False, Y, N, 1 or 0; blank is No.",
+    "A workbook with any problem is rejected whole, every problem listed as Sheet!Cell: what to "
+    "fix. Preview it first; nothing is imported until it is clean.",
+    f"This {INSTRUCTIONS_SHEET} sheet is not read: keep it, or delete it.",
+)
+INSTRUCTIONS_COLUMNS = ("Sheet", "Column", "Required", "What to enter")
+_INSTRUCTION_WIDTHS = (18, 22, 10, 110)
+_TITLE_FONT = Font(name="Calibri", size=14, family=2, scheme="minor", bold=True)
+_TOP = Alignment(vertical="top")
+_WRAP = Alignment(wrap_text=True, vertical="top")
+
+
+def instructions_rows() -> list[tuple[str, ...]]:
+    """The column reference on the Instructions sheet: (sheet, column, "Yes" or "", prompt)."""
+    return [
+        (sheet, column, "Yes" if (sheet, column) in REQUIRED else "", column_help(sheet, column)[0])
+        for sheet, columns in SHEETS.items()
+        for column in columns
+    ]
+
+
+def _instructions(wb: Workbook) -> None:
+    """A sheet a user reads, not data: no table, nothing the reader would take for a header.
+    Its first row is a title, so even a reader that looked would find no input columns there."""
+    ws = wb.create_sheet(INSTRUCTIONS_SHEET)
+    for index, width in enumerate(_INSTRUCTION_WIDTHS, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    print_setup(ws)
+    ws.print_title_rows = None  # its first row is a title, not a header
+    ws.print_options.gridLines = False
+    title = WriteOnlyCell(ws, INSTRUCTIONS_TITLE)
+    title.font = _TITLE_FONT
+    ws.append([title])
+    ws.append([])
+    for text in INSTRUCTIONS:
+        ws.append([text_value(ws, text)])  # one line each, overflowing into the empty cells
+    ws.append([])
+    legend = []
+    for text, fill in (("Required column", REQUIRED_FILL), ("Optional column", OPTIONAL_FILL)):
+        cell = WriteOnlyCell(ws, text)
+        cell.font = HEADER_FONT
+        cell.fill = fill
+        legend.append(cell)
+    ws.append(legend)
+    ws.append([])
+    header = []
+    for text in INSTRUCTIONS_COLUMNS:
+        cell = WriteOnlyCell(ws, text)
+        cell.font = HEADER_FONT
+        cell.fill = OPTIONAL_FILL
+        header.append(cell)
+    ws.append(header)
+    row = 2 + len(INSTRUCTIONS) + 4  # title, blank, paragraphs, blank, legend, blank, header
+    per_line = _INSTRUCTION_WIDTHS[-1]  # characters of prose on one line, about
+    for sheet, column, required, prompt in instructions_rows():
+        row += 1
+        cells = [
+            WriteOnlyCell(ws, sheet),
+            WriteOnlyCell(ws, column),
+            WriteOnlyCell(ws, required or None),
+        ]
+        cells[1].font = HEADER_FONT
+        cells[1].fill = REQUIRED_FILL if required else OPTIONAL_FILL
+        cells.append(text_cell(ws, prompt))
+        for cell in cells:
+            cell.alignment = _TOP
+        cells[3].alignment = _WRAP
+        lines = -(-len(prompt) // per_line)
+        if lines > 1:  # LibreOffice keeps the default height: a wrapped prompt would overlap
+            ws.row_dimensions[row].height = LINE_HEIGHT * lines
+        ws.append(cells)
 
 
 def _fixed_zip_times(data: bytes) -> bytes:

@@ -10,6 +10,15 @@ Speed (P3: at most 1.3x an unstyled write-only dump of the same rows): only cell
 number format or forced text typing are cell objects, and the formatted ones are *reused*, one per
 column: ``WriteOnlyWorksheet.append`` serialises a row before it returns, so a cell object can
 carry the next row's value once ``append`` is back. Everything else is appended as a plain value.
+
+Print and read anywhere (X6): every sheet prints landscape, one page wide (``fitToWidth=1``,
+``fitToHeight=0``, ``pageSetUpPr.fitToPage``), the header row repeated on every page
+(``print_title_rows = "1:1"``), gridlines and a "sheet - page n of m" footer; the header cells are
+bold with a fill of their own (LibreOffice does not draw Excel table styles); quantities, prices and
+percentages carry number formats; a text column is as wide as its longest text (measured on the
+rows before writing: write-only sheets take their column widths before the first row), up to
+``TEXT_WIDTH_CAP``, and only the cells that do not fit (or hold a line break) are written with
+``wrap_text``, so a column of short texts costs nothing extra.
 """
 
 from __future__ import annotations
@@ -24,14 +33,16 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from invoicing.model import BillingMethod, Invoice, LogEntry, SourceType
+from invoicing.model import BillingMethod, Invoice, LogEntry, Outcome, SourceType, Status, TxnClass
 from invoicing.money import MINOR_UNITS, decimals_of
-from invoicing.workbook.safe import text_value
+from invoicing.workbook.safe import clean_text, text_cell, text_value
 
 INVOICES = "Invoices"
 LINES = "InvoiceLines"
@@ -94,37 +105,69 @@ TABLE_STYLE = "TableStyleMedium2"
 
 DATE_FORMAT = "yyyy-mm-dd"
 
-_WIDTHS = {
-    "InvoiceId": 24,
-    "InvoiceNumber": 15,
-    "Status": 11,
-    "ContractId": 16,
-    "ContractName": 32,
-    "CustomerId": 16,
-    "CustomerName": 28,
-    "InvoiceDate": 12,
-    "DueDate": 12,
-    "Currency": 9,
-    "Amount": 15,
-    "LineCount": 10,
-    "LineNumber": 11,
-    "ContractLineId": 16,
-    "LineName": 28,
-    "BillingMethod": 18,
-    "TransactionCutoffDate": 21,
-    "SourceType": 12,
-    "SourceId": 16,
-    "Class": 10,
-    "Date": 12,
-    "Description": 40,
-    "Quantity": 10,
-    "UnitPrice": 12,
-    "SplitPercent": 12,
-    "RunDate": 12,
-    "Outcome": 10,
-    "Items": 8,
-    "Note": 60,
+# ---- X6: number formats, widths, header style, print setup -------------------------------------
+
+QUANTITY_FORMAT = "#,##0.00####"  # 8 -> 8.00, 7.25 -> 7.25, 0.123456 -> 0.123456 (W7: <= 6 places)
+PRICE_FORMAT = "#,##0.00####"  # 150 -> 150.00, 0.56 -> 0.56
+PERCENT_FORMAT = '0.00##"%"'  # SplitPercent holds 60 for 60 %: a literal sign, no x100 scaling
+
+TEXT_WIDTH_CAP = 60  # a text column grows to its longest text up to this, then its cells wrap
+LINE_HEIGHT = 15  # points per line of 11-point text: the height of a row whose cells wrap
+MAX_ROW_HEIGHT = 409  # Excel's largest row height, in points
+# The default font, bold: a font without a name renders in some fallback face elsewhere.
+HEADER_FONT = Font(name="Calibri", size=11, family=2, scheme="minor", bold=True)
+HEADER_FILL = PatternFill(fill_type="solid", fgColor="D9E1F2")
+HEADER_ALIGNMENT = Alignment(vertical="center")
+WRAP = Alignment(wrap_text=True)  # bottom-aligned like the rest of the row
+FOOTER = "&A - page &P of &N"  # sheet name, page number, page count
+PRINT_TITLE_ROWS = "1:1"
+
+# Columns holding text from data: measured to size the column, wrapped when too long.
+TEXT_COLUMNS = frozenset(
+    {
+        "InvoiceId",
+        "InvoiceNumber",
+        "ContractId",
+        "ContractName",
+        "CustomerId",
+        "CustomerName",
+        "Currency",
+        "ContractLineId",
+        "LineName",
+        "SourceId",
+        "Description",
+        "Note",
+    }
+)
+MONEY_COLUMNS = frozenset({"Amount"})
+DATE_COLUMNS = frozenset({"InvoiceDate", "DueDate", "TransactionCutoffDate", "Date", "RunDate"})
+# Columns of enumeration values: as wide as their longest value.
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "Status": tuple(m.value for m in Status),
+    "BillingMethod": tuple(m.value for m in BillingMethod),
+    "SourceType": tuple(m.value for m in SourceType),
+    "Class": tuple(m.value for m in TxnClass),
+    "Outcome": tuple(m.value for m in Outcome),
 }
+_FIXED_WIDTHS = {"Quantity": 12, "UnitPrice": 14, "SplitPercent": 13}
+_DATE_WIDTH = 12  # yyyy-mm-dd
+_MIN_WIDTH = 8
+_PAD = 2  # characters of air around a value
+_FITS = TEXT_WIDTH_CAP - _PAD  # characters on one line of a column at the cap
+
+
+def header_width(column: str) -> int:
+    """Room for the bold header and the table's filter button."""
+    return len(column) + 4
+
+
+def _base_width(column: str) -> int:
+    width = max(header_width(column), _MIN_WIDTH)
+    if column in _ENUMS:
+        width = max(width, max(len(v) for v in _ENUMS[column]) + _PAD)
+    elif column in DATE_COLUMNS:
+        width = max(width, _DATE_WIDTH)
+    return max(width, _FIXED_WIDTHS.get(column, 0))
 
 
 def money_format(places: int) -> str:
@@ -152,25 +195,108 @@ def write_invoice_workbook(
     wb = Workbook(write_only=True)
     for sheet, columns in SHEETS.items():
         ws = wb.create_sheet(sheet)
-        ws.freeze_panes = "A2"  # write-only: views and columns must be set before the first row
-        for index, column in enumerate(columns, start=1):
-            ws.column_dimensions[get_column_letter(index)].width = _WIDTHS.get(column, 14)
-        ws.append(list(columns))
-        cells = _Styled(ws)
-        if sheet == INVOICES:
-            rows = _invoice_rows(ordered, cells)
-        elif sheet == LINES:
-            rows = _line_rows(ordered, cells)
-        elif sheet == DETAILS:
-            rows = _detail_rows(ordered, cells)
-        else:
-            rows = _log_rows(entries, contract_currency, cells)
+        # write-only: views, columns and print settings must be set before the first row
+        ws.freeze_panes = "A2"
+        print_setup(ws)
+        plain = _builder(sheet, ordered, entries, contract_currency, _PLAIN)
+        layout = _Layout.measure(columns, plain)
+        for index, width in enumerate(layout.widths, start=1):
+            ws.column_dimensions[get_column_letter(index)].width = width
+        ws.append(_header(ws, columns))
+        cells = _Styled(ws, layout.wrapped)
         count = 0
-        for row in rows:
+        for row in _builder(sheet, ordered, entries, contract_currency, cells):
+            if cells.lines > 1:  # write-only: a row's height is read when the row is written
+                height = min(MAX_ROW_HEIGHT, LINE_HEIGHT * cells.lines)
+                ws.row_dimensions[count + 2].height = height
+                cells.lines = 1
             ws.append(row)
             count += 1
         _add_table(ws, TABLE_NAMES[sheet], columns, count)
     wb.save(target)
+
+
+def _builder(
+    sheet: str,
+    ordered: list[Invoice],
+    entries: list[LogEntry],
+    currencies: Mapping[str, str],
+    cells: _Cells,
+) -> Iterator[list[Any]]:
+    if sheet == INVOICES:
+        return _invoice_rows(ordered, cells)
+    if sheet == LINES:
+        return _line_rows(ordered, cells)
+    if sheet == DETAILS:
+        return _detail_rows(ordered, cells)
+    return _log_rows(entries, currencies, cells)
+
+
+def print_setup(ws) -> None:
+    """X6: landscape, one page wide and as many pages tall as it takes, header on every page."""
+    setup = ws.page_setup
+    setup.orientation = "landscape"
+    setup.fitToWidth = 1
+    setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.print_title_rows = PRINT_TITLE_ROWS
+    ws.print_options.gridLines = True  # LibreOffice prints no table style: lines keep rows apart
+    ws.oddFooter.center.text = FOOTER
+
+
+def _header(ws, columns: Iterable[str]) -> list[WriteOnlyCell]:
+    """The header row: the column names as text, bold, filled (X6)."""
+    row = []
+    for column in columns:
+        cell = WriteOnlyCell(ws, column)
+        cell.font = HEADER_FONT
+        cell.fill = HEADER_FILL
+        cell.alignment = HEADER_ALIGNMENT
+        row.append(cell)
+    return row
+
+
+class _Layout:
+    """Column widths from the rows' contents, and the text columns whose long cells wrap."""
+
+    __slots__ = ("widths", "wrapped")
+
+    def __init__(self, widths: list[int], wrapped: frozenset[str]) -> None:
+        self.widths = widths
+        self.wrapped = wrapped
+
+    @classmethod
+    def measure(cls, columns: tuple[str, ...], rows: Iterable[list[Any]]) -> _Layout:
+        texts = [i for i, c in enumerate(columns) if c in TEXT_COLUMNS]
+        money = [i for i, c in enumerate(columns) if c in MONEY_COLUMNS]
+        longest = dict.fromkeys(texts, 0)
+        multiline: set[int] = set()
+        largest = dict.fromkeys(money, Decimal(0))
+        for row in rows:
+            for i in texts:
+                value = row[i]
+                if value:
+                    if "\n" in value or "\r" in value:  # it wraps: its longest line sizes it
+                        multiline.add(i)
+                        size = max(map(len, clean_text(value).split("\n")))
+                    else:
+                        size = len(value)
+                    if size > longest[i]:
+                        longest[i] = size
+            for i in money:
+                value = row[i]
+                if value is not None and abs(value) > largest[i]:
+                    largest[i] = abs(value)
+        widths = [_base_width(c) for c in columns]
+        wrapped = set()
+        for i, size in longest.items():
+            widths[i] = min(TEXT_WIDTH_CAP, max(widths[i], size + _PAD))
+            if size + _PAD > TEXT_WIDTH_CAP or i in multiline:
+                wrapped.add(columns[i])
+        for i, amount in largest.items():
+            # "-1,234,567.890": grouped integer digits, sign, decimal point and up to 3 places
+            widths[i] = max(widths[i], len(f"{int(amount):,}") + 5 + _PAD)
+        return cls(widths, frozenset(wrapped))
 
 
 def invoice_workbook_bytes(
@@ -192,12 +318,9 @@ def plain_rows(invoices: Iterable[Invoice], log: Iterable[LogEntry]) -> dict[str
     """
     ordered = sorted(invoices, key=_invoice_order)
     entries = sorted(log, key=_log_order)
-    cells = _Plain()
     return {
-        INVOICES: [list(INVOICE_COLUMNS), *_invoice_rows(ordered, cells)],
-        LINES: [list(LINE_COLUMNS), *_line_rows(ordered, cells)],
-        DETAILS: [list(DETAIL_COLUMNS), *_detail_rows(ordered, cells)],
-        RUN_LOG: [list(RUN_LOG_COLUMNS), *_log_rows(entries, {}, cells)],
+        sheet: [list(columns), *_builder(sheet, ordered, entries, {}, _PLAIN)]
+        for sheet, columns in SHEETS.items()
     }
 
 
@@ -220,40 +343,45 @@ def _places(currency: str, amount: Decimal | None = None) -> int:
 
 
 def _invoice_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
-    text = cells.text()
+    text = cells.text
+    invoice_id, number = text("InvoiceId"), text("InvoiceNumber")
+    contract_id, contract_name = text("ContractId"), text("ContractName")
+    customer_id, customer_name = text("CustomerId"), text("CustomerName")
+    currency = text("Currency")
     invoice_date, due_date = cells.date(), cells.date()
     money = cells.money()
     for inv in invoices:
         yield [
-            text(inv.invoice_id),
-            text(inv.invoice_number),
+            invoice_id(inv.invoice_id),
+            number(inv.invoice_number),
             inv.status.value,
-            text(inv.contract_id),
-            text(inv.contract_name),
-            text(inv.customer_id),
-            text(inv.customer_name),
+            contract_id(inv.contract_id),
+            contract_name(inv.contract_name),
+            customer_id(inv.customer_id),
+            customer_name(inv.customer_name),
             invoice_date(inv.invoice_date),
             due_date(inv.due_date),
-            text(inv.currency),
+            currency(inv.currency),
             money(inv.amount, _places(inv.currency, inv.amount)),
             len(inv.lines),
         ]
 
 
 def _line_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
-    text = cells.text()
+    text = cells.text
+    invoice_text, line_id, line_name = text("InvoiceId"), text("ContractLineId"), text("LineName")
     cutoff = cells.date()
     money = cells.money()
     fixed_price = BillingMethod.FIXED_PRICE
     for inv in invoices:
-        invoice_id = text(inv.invoice_id)
+        invoice_id = invoice_text(inv.invoice_id)
         places = _places(inv.currency, inv.amount)
         for line in inv.lines:
             yield [
                 invoice_id,
                 line.line_number,
-                text(line.contract_line_id),
-                text(line.line_name),
+                line_id(line.contract_line_id),
+                line_name(line.line_name),
                 line.billing_method.value,
                 None if line.billing_method is fixed_price else cutoff(line.cutoff),
                 money(line.amount, places),
@@ -261,12 +389,16 @@ def _line_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
 
 
 def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
-    text = cells.text()
+    text = cells.text
+    invoice_text, source_id, description = text("InvoiceId"), text("SourceId"), text("Description")
     day = cells.date()
+    quantity = cells.number(QUANTITY_FORMAT)
+    unit_price = cells.number(PRICE_FORMAT)
+    split = cells.number(PERCENT_FORMAT)
     money = cells.money()
     milestone = SourceType.MILESTONE
     for inv in invoices:
-        invoice_id = text(inv.invoice_id)
+        invoice_id = invoice_text(inv.invoice_id)
         places = _places(inv.currency, inv.amount)
         for line in inv.lines:
             number = line.line_number
@@ -276,13 +408,13 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
                         invoice_id,
                         number,
                         d.source_type.value,
-                        text(d.source_id),
+                        source_id(d.source_id),
                         None,
                         day(d.date),
-                        text(d.description),
+                        description(d.description),
                         None,
                         None,
-                        d.split_percent,
+                        split(d.split_percent),
                         money(d.amount, places),
                     ]
                 else:
@@ -290,13 +422,13 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
                         invoice_id,
                         number,
                         d.source_type.value,
-                        text(d.source_id),
+                        source_id(d.source_id),
                         d.txn_class.value if d.txn_class is not None else None,
                         day(d.date),
-                        text(d.description),
-                        d.quantity,
-                        d.unit_price,
-                        d.split_percent,
+                        description(d.description),
+                        quantity(d.quantity),
+                        unit_price(d.unit_price),
+                        split(d.split_percent),
                         money(d.amount, places),
                     ]
 
@@ -304,18 +436,19 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
 def _log_rows(
     entries: list[LogEntry], currencies: Mapping[str, str], cells: _Cells
 ) -> Iterator[list[Any]]:
-    text = cells.text()
+    text = cells.text
+    contract_id, line_id, note = text("ContractId"), text("ContractLineId"), text("Note")
     day = cells.date()
     money = cells.money()
     for e in entries:
         yield [
             day(e.run_date),
-            text(e.contract_id),
-            text(e.line_id),
+            contract_id(e.contract_id),
+            line_id(e.line_id),
             e.outcome.value,
             e.items,
             money(e.amount, _places(e.currency or currencies.get(e.contract_id, ""), e.amount)),
-            text(e.note),
+            note(e.note),
         ]
 
 
@@ -325,10 +458,13 @@ def _log_rows(
 
 
 class _Cells:
-    def text(self) -> Callable[[str | None], Any]:
+    def text(self, column: str) -> Callable[[str | None], Any]:
         raise NotImplementedError
 
     def date(self) -> Callable[[date | None], Any]:
+        raise NotImplementedError
+
+    def number(self, number_format: str) -> Callable[[Decimal | None], Any]:
         raise NotImplementedError
 
     def money(self) -> Callable[[Decimal | None, int], Any]:
@@ -340,28 +476,88 @@ def _same(value: Any, *_: Any) -> Any:
 
 
 class _Plain(_Cells):
-    def text(self) -> Callable[[str | None], Any]:
+    def text(self, column: str) -> Callable[[str | None], Any]:
         return _same
 
     def date(self) -> Callable[[date | None], Any]:
         return _same
 
+    def number(self, number_format: str) -> Callable[[Decimal | None], Any]:
+        return _same
+
     def money(self) -> Callable[[Decimal | None, int], Any]:
         return _same
+
+
+_PLAIN = _Plain()
 
 
 class _Styled(_Cells):
-    def __init__(self, ws) -> None:
-        self.ws = ws
+    """The writer's converters. ``lines`` is the most text lines a wrapped cell of the row being
+    built needs (1 when none wraps): the writer sets that row's height before appending it."""
 
-    def text(self) -> Callable[[str | None], Any]:
+    def __init__(self, ws, wrapped: frozenset[str] = frozenset()) -> None:
+        self.ws = ws
+        self.wrapped = wrapped
+        self.lines = 1
+
+    def text(self, column: str) -> Callable[[str | None], Any]:
+        if column in self.wrapped:
+            return self._wrapped_text
         return partial(text_value, self.ws)
 
     def date(self) -> Callable[[date | None], Any]:
-        return _ReusedCell(self.ws, DATE_FORMAT)
+        return _ReusedCell(self.ws, DATE_FORMAT, "d")
+
+    def number(self, number_format: str) -> Callable[[Decimal | None], Any]:
+        return _ReusedCell(self.ws, number_format)
 
     def money(self) -> Callable[[Decimal | None, int], Any]:
         return _MoneyColumn(self.ws)
+
+    def _wrapped_text(self, value: str | None) -> Any:
+        """A text of a column at the width cap: a wrapping cell when it does not fit on one line
+        (or holds a line break), else what ``text_value`` gives (a plain ``str`` most of the
+        time). The wrapping cell is a ``text_cell``: the same L4 protection."""
+        if value is None or value == "":
+            return None
+        if len(value) <= _FITS and "\n" not in value and "\r" not in value:
+            return text_value(self.ws, value)
+        cell = text_cell(self.ws, value)
+        text = cell.value
+        if not text:
+            return None
+        cell.alignment = WRAP
+        # a line of the capped column holds about TEXT_WIDTH_CAP characters of prose (more of
+        # narrow ones): the estimate errs towards a row too tall rather than clipped text
+        lines = sum(-(-len(part) // TEXT_WIDTH_CAP) or 1 for part in text.split("\n"))
+        if lines > self.lines:
+            self.lines = lines
+        return cell
+
+
+class _FormattedCell(Cell):
+    """The cell of one column and one number format, reused for every row (see module doc).
+
+    openpyxl asks an appended cell for ``has_style`` and ``style_id`` twice and recomputes both
+    each time (a scan and a hash of its style array); this cell's style never changes, so both are
+    resolved once, into slots that shadow the base class's properties. Its value is stored with
+    the type its column always has (number or date) instead of being inferred again per row.
+    """
+
+    __slots__ = ("has_style", "style_id")
+
+    def __init__(self, ws, number_format: str, data_type: str) -> None:
+        super().__init__(ws, row=1, column=1)
+        self.number_format = number_format
+        self.data_type = data_type
+        self.has_style = True
+        self.style_id = ws.parent._cell_styles.add(self._style)
+
+    def __repr__(self) -> str:
+        # ``append`` formats repr(cell) into a ValueError it raises and catches for every cell
+        # object in a row; the base repr computes the coordinate and reads the sheet's title.
+        return "<_FormattedCell>"
 
 
 class _ReusedCell:
@@ -369,15 +565,14 @@ class _ReusedCell:
 
     __slots__ = ("cell",)
 
-    def __init__(self, ws, number_format: str) -> None:
-        self.cell = WriteOnlyCell(ws)
-        self.cell.number_format = number_format
+    def __init__(self, ws, number_format: str, data_type: str = "n") -> None:
+        self.cell = _FormattedCell(ws, number_format, data_type)
 
     def __call__(self, value: Any) -> Any:
         if value is None:
             return None
         cell = self.cell
-        cell.value = value
+        cell._value = value  # a date column holds dates, a number column Decimals and ints
         return cell
 
 

@@ -11,8 +11,17 @@ import pytest
 from openpyxl import load_workbook
 
 from invoicing.engine import date_range, plan_range
+from invoicing.workbook.columns import INSTRUCTIONS_SHEET
 from invoicing.workbook.reader import read_workbook
-from invoicing.workbook.template import SHEETS, build_adatum_sample, build_template
+from invoicing.workbook.template import (
+    INSTRUCTIONS_COLUMNS,
+    OPTIONAL_FILL,
+    REQUIRED_FILL,
+    SHEETS,
+    build_adatum_sample,
+    build_template,
+    instructions_rows,
+)
 from invoicing.workbook.writer import invoice_workbook_bytes
 from tests.support.invoices import formula_cells, read_invoice_workbook
 
@@ -37,6 +46,15 @@ DATE_COLUMNS = {
     "Milestones": ("MilestoneDate",),
     "Transactions": ("Date",),
 }
+REQUIRED = {  # SPEC W1-W6: the columns marked *
+    "Contracts": {"ContractId", "Currency"},
+    "Customers": {"ContractId", "CustomerId", "SplitPercent"},
+    "ContractLines": {"ContractId", "LineId", "BillingMethod"},
+    "InvoiceSchedule": {"ContractId", "LineId", "InvoiceRunDate"},
+    "Milestones": {"ContractId", "LineId", "MilestoneId", "MilestoneDate", "Amount"},
+    "Transactions": {"TransactionId", "ContractId", "LineId", "Class", "Date"},
+}
+ID_COLUMNS = {"ContractId", "CustomerId", "LineId", "MilestoneId", "TransactionId"}
 DROP_DOWNS = {
     ("Customers", "RoundingCustomer"): ["Yes", "No"],
     ("ContractLines", "BillingMethod"): ["Time and material", "Fixed price"],
@@ -57,16 +75,24 @@ def letter(sheet: str, column: str) -> str:
 
 
 def content(data: bytes) -> dict:
-    """Everything a user sees or the reader uses: sheets, cells (value, type, format), frozen
-    panes, column widths and formats, tables, data validations, document properties."""
+    """Everything a user sees or the reader uses: sheets, cells (value, type, format, font, fill,
+    wrapping), row heights, frozen panes, column widths and formats, tables, data validations
+    (checks, prompts, messages), print settings, document properties."""
     wb = load(data)
     sheets = {}
     for ws in wb.worksheets:
         sheets[ws.title] = {
             "cells": [
-                [(c.value, c.data_type, c.number_format, c.quotePrefix) for c in row]
+                [
+                    (c.value, c.data_type, c.number_format, c.quotePrefix, c.font.b,
+                     c.fill.fgColor.rgb if c.fill.fill_type else None, c.alignment.wrap_text)
+                    for c in row
+                ]
                 for row in ws.iter_rows()
             ],
+            "heights": {k: d.height for k, d in sorted(ws.row_dimensions.items())},
+            "print": (ws.page_setup.orientation, ws.page_setup.fitToWidth,
+                      ws.page_setup.fitToHeight, ws.print_title_rows),
             "freeze": ws.freeze_panes,
             "columns": {
                 k: (d.width, d.number_format) for k, d in sorted(ws.column_dimensions.items())
@@ -77,8 +103,9 @@ def content(data: bytes) -> dict:
                 for t in ws.tables.values()
             ),
             "validations": sorted(
-                (str(v.sqref), v.type, v.formula1, v.allow_blank, v.showErrorMessage,
-                 v.error, v.prompt)
+                (str(v.sqref), v.type or "", v.operator or "", v.formula1 or "",
+                 v.formula2 or "", v.allow_blank, v.showErrorMessage, v.error or "",
+                 v.promptTitle or "", v.prompt or "")
                 for v in ws.data_validations.dataValidation
             ),
         }
@@ -100,9 +127,10 @@ def sample() -> bytes:
 
 
 @pytest.mark.parametrize("build", [build_template, build_adatum_sample])
-def test_sheets_and_headers_are_exactly_w1_to_w6_in_order_and_nothing_else(build):
+def test_sheets_and_headers_are_exactly_w1_to_w6_in_order_then_the_instructions(build):
     wb = load(build())
-    assert wb.sheetnames == list(W_HEADERS)
+    assert wb.sheetnames == [*W_HEADERS, INSTRUCTIONS_SHEET]
+    assert INSTRUCTIONS_SHEET == "Instructions"
     for sheet, headers in W_HEADERS.items():
         assert tuple(c.value for c in wb[sheet][1]) == headers
         assert all(c.data_type == "s" for c in wb[sheet][1])
@@ -113,7 +141,7 @@ def test_sheets_and_headers_are_exactly_w1_to_w6_in_order_and_nothing_else(build
 def test_every_sheet_is_a_table_with_a_frozen_header_row(build):
     wb = load(build())
     names = set()
-    for ws in wb.worksheets:
+    for ws in wb.worksheets[:-1]:  # the Instructions sheet is no table
         assert ws.freeze_panes == "A2"
         (table,) = ws.tables.values()
         names.add(table.displayName)
@@ -126,25 +154,153 @@ def test_every_sheet_is_a_table_with_a_frozen_header_row(build):
 
 def test_the_blank_template_has_headers_only(template):
     wb = load(template)
-    assert all(ws.max_row == 1 for ws in wb.worksheets)
+    assert all(wb[sheet].max_row == 1 for sheet in W_HEADERS)
+
+
+def validations(data: bytes) -> dict[tuple[str, str], object]:
+    """(sheet, column) -> its one data validation, checking each covers its column below row 1."""
+    wb = load(data)
+    found = {}
+    for sheet in W_HEADERS:
+        for validation in wb[sheet].data_validations.dataValidation:
+            (cell_range,) = validation.sqref.ranges
+            assert cell_range.min_col == cell_range.max_col
+            assert (cell_range.min_row, cell_range.max_row) == (2, 1_048_576)
+            column = W_HEADERS[sheet][cell_range.min_col - 1]
+            assert (sheet, column) not in found
+            found[(sheet, column)] = validation
+    return found
+
+
+@pytest.mark.parametrize("build", [build_template, build_adatum_sample])
+def test_every_column_has_a_validation_with_an_input_prompt(build):
+    found = validations(build())
+    assert set(found) == {(s, c) for s, columns in W_HEADERS.items() for c in columns}
+    for (sheet, column), v in found.items():
+        assert v.showInputMessage and v.prompt, (sheet, column)
+        assert len(v.prompt) <= 255 and len(v.promptTitle) <= 32  # Excel's limits
+        assert v.allow_blank
+        required = column in REQUIRED[sheet]
+        assert v.promptTitle == (f"{column} (required)" if required else column)
+        if v.type is not None:
+            assert v.showErrorMessage and v.errorStyle == "stop"
+            assert v.error.startswith(column) and len(v.error) <= 255
+            assert len(v.errorTitle) <= 32
 
 
 @pytest.mark.parametrize("build", [build_template, build_adatum_sample])
 def test_enumerations_have_drop_downs_with_the_allowed_values(build):
-    wb = load(build())
-    found = {}
-    for ws in wb.worksheets:
-        for validation in ws.data_validations.dataValidation:
-            (cell_range,) = validation.sqref.ranges
-            column = W_HEADERS[ws.title][cell_range.min_col - 1]
-            assert cell_range.min_col == cell_range.max_col
-            assert (cell_range.min_row, cell_range.max_row) == (2, 1_048_576)
-            assert validation.type == "list"
-            assert validation.allow_blank
-            assert validation.showErrorMessage
-            assert validation.formula1.startswith('"') and validation.formula1.endswith('"')
-            found[(ws.title, column)] = validation.formula1.strip('"').split(",")
+    found = {
+        key: v.formula1.strip('"').split(",")
+        for key, v in validations(build()).items()
+        if v.type == "list"
+    }
     assert found == DROP_DOWNS
+    for v in validations(build()).values():
+        if v.type == "list":
+            assert v.formula1.startswith('"') and v.formula1.endswith('"')
+
+
+def test_checks_on_dates_numbers_currency_and_ids(template):
+    found = validations(template)
+    for sheet, columns in DATE_COLUMNS.items():
+        for column in columns:
+            v = found[(sheet, column)]
+            assert (v.type, v.operator) == ("date", "between"), (sheet, column)
+            assert (v.formula1, v.formula2) == ("DATE(1900,1,1)", "DATE(9998,12,31)")
+            assert "YYYY-MM-DD or an Excel date" in v.prompt
+    split = found[("Customers", "SplitPercent")]
+    assert (split.type, split.operator, split.formula1, split.formula2) == (
+        "decimal", "between", "0.0001", "100")
+    assert "60 means 60 %" in split.prompt
+    terms = found[("Contracts", "PaymentTermsDays")]
+    assert (terms.type, terms.operator, terms.formula1, terms.formula2) == (
+        "whole", "between", "0", "36500")
+    currency = found[("Contracts", "Currency")]
+    assert (currency.type, currency.operator, currency.formula1) == ("textLength", "equal", "3")
+    assert "ISO 4217" in currency.prompt
+    for sheet, columns in W_HEADERS.items():
+        for column in set(columns) & ID_COLUMNS:
+            v = found[(sheet, column)]
+            assert (v.type, v.operator, v.formula1) == ("textLength", "lessThanOrEqual", "255")
+    assert found[("Milestones", "Amount")].operator == "greaterThan"
+    assert found[("Transactions", "Amount")].operator == "greaterThanOrEqual"
+    assert found[("Transactions", "Quantity")].operator == "greaterThan"
+    assert found[("Transactions", "Description")].type is None  # free text: a prompt alone
+
+
+def test_the_class_prompt_reads_well():
+    v = validations(build_template())[("Transactions", "Class")]
+    assert v.prompt == "Time, Expense, Material or Fee: must be one of the classes the line bills."
+
+
+@pytest.mark.parametrize("build", [build_template, build_adatum_sample])
+def test_id_columns_are_text_formatted_so_leading_zeros_stay(build):
+    wb = load(build())
+    for sheet, columns in W_HEADERS.items():
+        ws = wb[sheet]
+        for column in set(columns) & ID_COLUMNS:
+            assert ws.column_dimensions[letter(sheet, column)].number_format == "@", (sheet, column)
+            for cell in ws[letter(sheet, column)][1:]:  # the sample's own ids too
+                if cell.value is not None:
+                    assert (cell.number_format, cell.data_type) == ("@", "s")
+
+
+@pytest.mark.parametrize("build", [build_template, build_adatum_sample])
+def test_required_columns_are_marked_in_the_header_style_and_the_text_stays_the_name(build):
+    wb = load(build())
+    for sheet, columns in W_HEADERS.items():
+        for cell in wb[sheet][1]:
+            assert cell.value == columns[cell.column - 1]  # what the reader matches
+            assert cell.font.b is True
+            assert cell.fill.fill_type == "solid"
+            fill = REQUIRED_FILL if cell.value in REQUIRED[sheet] else OPTIONAL_FILL
+            assert cell.fill.fgColor.rgb == fill.fgColor.rgb, (sheet, cell.value)
+    assert REQUIRED_FILL.fgColor.rgb != OPTIONAL_FILL.fgColor.rgb
+
+
+@pytest.mark.parametrize("build", [build_template, build_adatum_sample])
+def test_data_sheets_print_landscape_one_page_wide_with_the_header_on_every_page(build):
+    wb = load(build())
+    for sheet in W_HEADERS:
+        ws = wb[sheet]
+        assert ws.page_setup.orientation == "landscape"
+        assert (ws.page_setup.fitToWidth, ws.page_setup.fitToHeight) == (1, 0)
+        assert ws.sheet_properties.pageSetUpPr.fitToPage is True
+        assert ws.print_title_rows in ("1:1", "$1:$1")
+
+
+# ---- the Instructions sheet ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [build_template, build_adatum_sample])
+def test_the_instructions_sheet_is_last_and_explains_every_column(build):
+    wb = load(build())
+    ws = wb.worksheets[-1]
+    assert ws.title == INSTRUCTIONS_SHEET
+    assert not ws.tables and not ws.data_validations.dataValidation
+    texts = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert ws["A1"].value == "How to fill in this workbook"
+    for needle in ("YYYY-MM-DD", "60 means 60 %", "00123", "required", "Yes, No, True, False"):
+        assert any(needle in t for t in texts), needle
+    header = next(i for i, row in enumerate(ws.iter_rows(values_only=True), 1)
+                  if row[:4] == INSTRUCTIONS_COLUMNS)
+    rows = [r[:4] for r in ws.iter_rows(min_row=header + 1, values_only=True)]
+    expected = [(s, c) for s, columns in W_HEADERS.items() for c in columns]
+    assert [(r[0], r[1]) for r in rows] == expected
+    for sheet, column, required, what in rows:
+        assert (required == "Yes") == (column in REQUIRED[sheet]), (sheet, column)
+        assert what == validations(build())[(sheet, column)].prompt
+    assert len(instructions_rows()) == len(expected)
+
+
+def test_no_instructions_row_looks_like_an_input_header(template):
+    """Row 1 of the Instructions sheet is a title, not column names: nothing to mistake for data."""
+    ws = load(template)[INSTRUCTIONS_SHEET]
+    first = [c.value for c in ws[1] if c.value is not None]
+    known = {c.lower() for columns in W_HEADERS.values() for c in columns}
+    assert first and not {str(v).lower() for v in first} & known
+    assert formula_cells(template) == []
 
 
 @pytest.mark.parametrize("build", [build_template, build_adatum_sample])
