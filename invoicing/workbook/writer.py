@@ -36,11 +36,22 @@ from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.filters import AutoFilter
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
-from invoicing.model import BillingMethod, Invoice, LogEntry, Outcome, SourceType, Status, TxnClass
+from invoicing.model import (
+    BillingMethod,
+    DetailStatus,
+    DocumentType,
+    Invoice,
+    LogEntry,
+    Outcome,
+    SourceType,
+    Status,
+    TxnClass,
+)
 from invoicing.money import MINOR_UNITS, decimals_of
 from invoicing.workbook.safe import clean_text, text_cell, text_value
 
@@ -62,6 +73,13 @@ INVOICE_COLUMNS = (
     "Currency",
     "Amount",
     "LineCount",
+    # X5, added at the end so the columns above keep their places
+    "DocumentType",
+    "CreditedInvoiceId",
+    "NetAmount",
+    "TaxAmount",
+    "GrossAmount",
+    "Decision",
 )
 LINE_COLUMNS = (
     "InvoiceId",
@@ -71,6 +89,8 @@ LINE_COLUMNS = (
     "BillingMethod",
     "TransactionCutoffDate",
     "Amount",
+    "TaxCategory",  # X5
+    "TaxPercent",
 )
 DETAIL_COLUMNS = (
     "InvoiceId",
@@ -84,6 +104,8 @@ DETAIL_COLUMNS = (
     "UnitPrice",
     "SplitPercent",
     "Amount",
+    "Status",  # X5
+    "Decision",
 )
 RUN_LOG_COLUMNS = ("RunDate", "ContractId", "ContractLineId", "Outcome", "Items", "Amount", "Note")
 
@@ -137,9 +159,15 @@ TEXT_COLUMNS = frozenset(
         "SourceId",
         "Description",
         "Note",
+        "CreditedInvoiceId",
     }
 )
-MONEY_COLUMNS = frozenset({"Amount"})
+MONEY_COLUMNS = frozenset({"Amount", "NetAmount", "TaxAmount", "GrossAmount"})
+# R23: what an accountant may type in the Decision columns (a drop-down on each)
+DECISIONS = {
+    "Invoices": ("Confirm", "Cancel", "Credit"),
+    "InvoiceLineDetails": ("Remove", "WriteOff", "Credit", "CreditWriteOff"),
+}
 DATE_COLUMNS = frozenset({"InvoiceDate", "DueDate", "TransactionCutoffDate", "Date", "RunDate"})
 # Columns of enumeration values: as wide as their longest value.
 _ENUMS: dict[str, tuple[str, ...]] = {
@@ -148,6 +176,8 @@ _ENUMS: dict[str, tuple[str, ...]] = {
     "SourceType": tuple(m.value for m in SourceType),
     "Class": tuple(m.value for m in TxnClass),
     "Outcome": tuple(m.value for m in Outcome),
+    "DocumentType": tuple(m.value for m in DocumentType),
+    "Decision": ("CreditWriteOff",),
 }
 _FIXED_WIDTHS = {"Quantity": 12, "UnitPrice": 14, "SplitPercent": 13}
 _DATE_WIDTH = 12  # yyyy-mm-dd
@@ -213,7 +243,28 @@ def write_invoice_workbook(
             ws.append(row)
             count += 1
         _add_table(ws, TABLE_NAMES[sheet], columns, count)
+        if sheet in DECISIONS:
+            ws.data_validations.append(_decision_list(sheet, columns, count))
     wb.save(target)
+
+
+def _decision_list(sheet: str, columns: tuple[str, ...], rows: int) -> DataValidation:
+    """The Decision column's drop-down (R23, X5): blank or one of the values allowed there."""
+    letter = get_column_letter(columns.index("Decision") + 1)
+    validation = DataValidation(
+        type="list",
+        formula1='"' + ",".join(DECISIONS[sheet]) + '"',
+        allow_blank=True,
+        showErrorMessage=True,
+        errorTitle="Decision",
+        error="Choose one of: " + ", ".join(DECISIONS[sheet]) + " (or leave it blank).",
+        showInputMessage=True,
+        promptTitle="Decision",
+        prompt="Leave blank, or choose " + ", ".join(DECISIONS[sheet])
+        + "; then upload the workbook (decide).",
+    )
+    validation.add(f"{letter}2:{letter}{max(rows, 1) + 1}")
+    return validation
 
 
 def _builder(
@@ -348,6 +399,7 @@ def _invoice_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]
     contract_id, contract_name = text("ContractId"), text("ContractName")
     customer_id, customer_name = text("CustomerId"), text("CustomerName")
     currency = text("Currency")
+    credited = text("CreditedInvoiceId")
     invoice_date, due_date = cells.date(), cells.date()
     money = cells.money()
     for inv in invoices:
@@ -364,6 +416,12 @@ def _invoice_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]
             currency(inv.currency),
             money(inv.amount, _places(inv.currency, inv.amount)),
             len(inv.lines),
+            inv.document_type.value,
+            credited(inv.credited_invoice_id),
+            money(inv.amount, _places(inv.currency, inv.amount)),  # NetAmount (E2)
+            None,  # TaxAmount, GrossAmount: once tax (E2) is computed
+            None,
+            None,  # Decision: the accountant's (R23)
         ]
 
 
@@ -385,6 +443,8 @@ def _line_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
                 line.billing_method.value,
                 None if line.billing_method is fixed_price else cutoff(line.cutoff),
                 money(line.amount, places),
+                None,  # TaxCategory, TaxPercent: once tax (E2) is read
+                None,
             ]
 
 
@@ -397,12 +457,26 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
     split = cells.number(PERCENT_FORMAT)
     money = cells.money()
     milestone = SourceType.MILESTONE
+    removed, invoiced = DetailStatus.REMOVED, DetailStatus.INVOICED
+    # invoice details a credit note of this workbook took: shown as Credited (X5)
+    credited = {
+        (inv.credited_invoice_id, d.source_id)
+        for inv in invoices
+        if inv.is_credit_note
+        for line in inv.lines
+        for d in line.details
+    }
     for inv in invoices:
         invoice_id = invoice_text(inv.invoice_id)
         places = _places(inv.currency, inv.amount)
         for line in inv.lines:
             number = line.line_number
             for d in line.details:
+                status = d.status
+                if status is removed:
+                    continue  # back in the backlog: no longer on this invoice (R22)
+                if status is invoiced and credited and (inv.invoice_id, d.source_id) in credited:
+                    status = DetailStatus.CREDITED
                 if d.source_type is milestone:
                     yield [
                         invoice_id,
@@ -416,6 +490,8 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
                         None,
                         split(d.split_percent),
                         money(d.amount, places),
+                        status.value,
+                        None,
                     ]
                 else:
                     yield [
@@ -430,6 +506,8 @@ def _detail_rows(invoices: list[Invoice], cells: _Cells) -> Iterator[list[Any]]:
                         unit_price(d.unit_price),
                         split(d.split_percent),
                         money(d.amount, places),
+                        status.value,
+                        None,
                     ]
 
 

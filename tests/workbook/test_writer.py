@@ -77,21 +77,22 @@ def sample_invoices():
 # ---- sheets, columns, tables --------------------------------------------------------------------
 
 
-def test_sheets_and_columns_are_exactly_those_of_section_x():
+def test_sheets_and_columns_are_exactly_those_of_section_x_with_x5_at_the_end():
     data = invoice_workbook_bytes(sample_invoices(), [log_entry()])
     headers = read_headers(data)
     assert list(headers) == SHEETS
     assert headers["Invoices"] == (
         "InvoiceId", "InvoiceNumber", "Status", "ContractId", "ContractName", "CustomerId",
         "CustomerName", "InvoiceDate", "DueDate", "Currency", "Amount", "LineCount",
+        "DocumentType", "CreditedInvoiceId", "NetAmount", "TaxAmount", "GrossAmount", "Decision",
     )
     assert headers["InvoiceLines"] == (
         "InvoiceId", "LineNumber", "ContractLineId", "LineName", "BillingMethod",
-        "TransactionCutoffDate", "Amount",
+        "TransactionCutoffDate", "Amount", "TaxCategory", "TaxPercent",
     )
     assert headers["InvoiceLineDetails"] == (
         "InvoiceId", "LineNumber", "SourceType", "SourceId", "Class", "Date", "Description",
-        "Quantity", "UnitPrice", "SplitPercent", "Amount",
+        "Quantity", "UnitPrice", "SplitPercent", "Amount", "Status", "Decision",
     )
     assert headers["RunLog"] == (
         "RunDate", "ContractId", "ContractLineId", "Outcome", "Items", "Amount", "Note",
@@ -136,22 +137,24 @@ def test_an_empty_sheet_keeps_a_valid_table_of_header_plus_one_blank_row():
 def test_invoice_rows_carry_the_invoice_fields():
     usd = sample_invoices()[2]
     rows = read_invoice_workbook(invoice_workbook_bytes([usd], []))
-    assert rows["Invoices"] == [(
+    # X5 columns follow X1-X3's; empty trailing cells (tax, Decision) are not read back
+    assert [_trimmed(r) for r in rows["Invoices"]] == [(
         usd.invoice_id, None, "Draft", "C1", "Contract one", "K1", "Customer one",
         date(2020, 10, 5), date(2020, 11, 4), "USD", Decimal("6200.10"), Decimal(2),
+        "Invoice", None, Decimal("6200.10"),
     )]
-    assert rows["InvoiceLines"] == [
+    assert [_trimmed(r) for r in rows["InvoiceLines"]] == [
         (usd.invoice_id, 1, "L1", "Line one", "Time and material", date(2020, 10, 4),
          Decimal("1200.10")),
         (usd.invoice_id, 2, "FP", "Prototype work", "Fixed price", None, Decimal("5000")),
     ]
-    assert rows["InvoiceLineDetails"] == [
+    assert [_trimmed(r) for r in rows["InvoiceLineDetails"]] == [
         (usd.invoice_id, 1, "Transaction", "T1", "Time", date(2020, 10, 1), "work",
-         Decimal(8), Decimal(150), Decimal(100), Decimal("1200")),
+         Decimal(8), Decimal(150), Decimal(100), Decimal("1200"), "Invoiced"),
         (usd.invoice_id, 1, "Transaction", "T2", "Time", date(2020, 10, 1), "work",
-         Decimal(1), Decimal("0.1"), Decimal(100), Decimal("0.1")),
+         Decimal(1), Decimal("0.1"), Decimal(100), Decimal("0.1"), "Invoiced"),
         (usd.invoice_id, 2, "Milestone", "M1", None, date(2020, 10, 1), "Prototype",
-         None, None, Decimal(100), Decimal("5000")),
+         None, None, Decimal(100), Decimal("5000"), "Invoiced"),
     ]
 
 
@@ -410,10 +413,33 @@ def test_plain_rows_are_the_rows_the_workbook_holds():
         assert plain[sheet][0] == list(read_headers(invoice_workbook_bytes([], []))[sheet])
         assert len(plain[sheet]) - 1 == len(written[sheet])
         for expected, got in zip(plain[sheet][1:], written[sheet], strict=True):
-            assert tuple(_as_read(v) for v in expected) == got
+            assert _trimmed(tuple(_as_read(v) for v in expected)) == _trimmed(got)
+
+
+def _trimmed(row: tuple) -> tuple:
+    """A row without its trailing empty cells (a reader stops at the last written cell)."""
+    end = len(row)
+    while end and row[end - 1] is None:
+        end -= 1
+    return row[:end]
 
 
 def _as_read(value):
     if isinstance(value, int):
         return Decimal(value)
     return value
+
+
+def test_decision_columns_carry_the_drop_downs_of_r23():
+    data = invoice_workbook_bytes(sample_invoices(), [log_entry()])
+    wb = load(data)
+    for sheet, allowed in (
+        ("Invoices", "Confirm,Cancel,Credit"),
+        ("InvoiceLineDetails", "Remove,WriteOff,Credit,CreditWriteOff"),
+    ):
+        ws = wb[sheet]
+        header = [c.value for c in ws[1]]
+        letter = chr(ord("A") + header.index("Decision"))
+        (validation,) = ws.data_validations.dataValidation
+        assert validation.formula1 == f'"{allowed}"'
+        assert str(validation.sqref).startswith(f"{letter}2:{letter}")
