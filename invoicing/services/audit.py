@@ -375,9 +375,12 @@ def open_shares_can_go_out(facts: ContractFacts) -> list[str]:
     lines = {line.line_id: line for line in facts.contract.lines}
     line_of = {("Transaction", t.transaction_id): t.line_id for t in facts.contract.transactions}
     line_of.update({("Milestone", m.milestone_id): m.line_id for m in facts.contract.milestones})
+    amounts = item_amounts(facts.contract, state.open_shares.keys())
     ran_to = max(facts.part.markers, default=None)
     found = []
     for (kind, item_id), shares in sorted(state.open_shares.items()):
+        if amounts.get((kind, item_id)) == ZERO:
+            continue  # now an item of no amount: non-chargeable, never invoiced (R11)
         line_id = line_of.get((kind.value, item_id))
         line = lines.get(line_id or "")
         last = _last_due(facts.contract, line) if line is not None else date.min

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ import pytest
 
 from tests.hostile import corpus
 from tests.hostile.corpus import CASES, Case, case_env
+from tests.support.children import run_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 TIME_LIMIT = 10.0
@@ -45,16 +45,17 @@ def http_answers(tmp_path_factory, http_storage) -> dict[str, dict]:
             **case_env(case),
         }
         env.pop("AzureWebJobsStorage", None)
-        done = subprocess.run(
+        # through the small runner: a child forked from this (large) worker would start with the
+        # worker's resident size as its own peak (tests.support.children)
+        code, _, _, out, err = run_measured(
             [sys.executable, "-m", "tests.hostile.http_child", str(paths[case.name])],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIME_LIMIT * 6,
+            env,
+            ROOT,
+            folder / f"{case.name}.json",
+            TIME_LIMIT * 6,
         )
-        assert done.returncode == 0, done.stderr
-        return case.name, json.loads(done.stdout.strip().splitlines()[-1])
+        assert code == 0, err
+        return case.name, json.loads(out.strip().splitlines()[-1])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(run, CASES))
