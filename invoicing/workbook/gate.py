@@ -352,7 +352,7 @@ def _check_members(
     return errors
 
 
-_CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\b([^>]*)>")
+_CELL_WITH_ATTRIBUTES = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c\b([^>]*)>")
 _ERROR_TYPE = re.compile(rb"""\bt\s*=\s*["']e["']""")
 _REFERENCE = re.compile(rb"""\br\s*=\s*["']([A-Z]{1,3}[0-9]{1,7})["']""")
 _VALUE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?v>([^<]{0,40})<")
@@ -361,7 +361,7 @@ _VALUE = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?v>([^<]{0,40})<")
 def _error_cells(data: bytes) -> list[tuple[str, str]]:
     """(reference, error text) of every cell typed ``t="e"`` that carries its reference."""
     found = []
-    for tag in _CELL_TAG.finditer(data):
+    for tag in _CELL_WITH_ATTRIBUTES.finditer(data):
         attributes = tag.group(1)
         if not _ERROR_TYPE.search(attributes):
             continue
