@@ -55,8 +55,8 @@ def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> Cont
     off. A share whose live details outnumber its credits is live; else one that was ever
     written off is closed; else it is *open*: it goes out again, to the same customer for the
     same amount. An item's shares belong to its latest *generation*: the details from the latest
-    run date on which its invoice details add up to its current amount (a full invoicing) on, so
-    an item changed after every share of it was cancelled is split afresh.
+    run date that split it afresh on (``Detail.rebilled`` marks the shares that went out again as
+    fixed), so an item changed after every share of it was cancelled is split afresh.
     """
     docs = list(invoices)
     nte_lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
@@ -69,11 +69,10 @@ def state_from_invoices(contract: Contract, invoices: Iterable[Invoice]) -> Cont
                 # credit notes carry negative lines: credited amounts free room (R21)
                 used[line.contract_line_id] = used.get(line.contract_line_id, ZERO) + line.amount
     history = item_entries(docs)
-    amounts = item_amounts(contract, history.keys())
     invoiced: set[ItemKey] = set()
     open_shares: dict[ItemKey, tuple[Share, ...]] = {}
     for key, entries in history.items():
-        taken, pending = _shares_of(entries, amounts.get(key))
+        taken, pending = _shares_of(entries)
         if taken:
             invoiced.add(key)
         if pending:
@@ -121,19 +120,15 @@ class ShareRecord(NamedTuple):
         return "closed" if self.closed else "open"
 
 
-def _shares_of(
-    entries: list[tuple[date, int, Share, bool]], amount: Decimal | None
-) -> tuple[bool, tuple[Share, ...]]:
+def _shares_of(entries: list[tuple[date, int, Share, bool]]) -> tuple[bool, tuple[Share, ...]]:
     """(is any share of the item live or closed, the shares of its latest generation to invoice
     again)."""
-    records = share_records(entries, amount)
+    records = share_records(entries)
     taken = any(r.state != "open" for r in records.values())
     return taken, tuple(r.share for _, r in sorted(records.items()) if r.state == "open")
 
 
-def share_records(
-    entries: list[tuple[date, int, Share, bool]], amount: Decimal | None
-) -> dict[str, ShareRecord]:
+def share_records(entries: list[tuple[date, int, Share, bool]]) -> dict[str, ShareRecord]:
     """Per customer, the record of its share of one item, from the item's document entries
     (run date, kind, share, a fresh split?). The latest generation starts at the latest run
     date that split the item afresh (every share at once); shares that went out again as fixed

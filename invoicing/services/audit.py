@@ -93,9 +93,7 @@ def _facts(
     if contract is None:
         return f"contract {contract_id} is registered but has no configuration (interrupted import)"
     facts = ContractFacts(contract_id, part, contract, index, note)
-    for invoice_id, header in part.headers.items():
-        if not codec.is_pending(header):
-            facts.invoices[invoice_id] = part.invoice(invoice_id)
+    facts.invoices = {inv.invoice_id: inv for inv in part.committed_invoices()}
     return facts
 
 
@@ -289,7 +287,7 @@ def shares_invoiced_once(facts: ContractFacts) -> list[str]:
         if stored is None:
             found.append(f"{what} is invoiced but not stored")
             continue
-        records = share_records(item, stored)
+        records = share_records(item)
         for customer_id, record in sorted(records.items()):
             if record.live > 1:
                 found.append(

@@ -12,7 +12,7 @@ from invoicing.errors import InputRejected, Problem
 from invoicing.model import Contract, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
-from invoicing.shares import item_amounts, item_entries, share_records, state_from_invoices
+from invoicing.shares import item_entries, share_records, state_from_invoices
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
@@ -341,19 +341,14 @@ def _fixed_items(
     """Items an upload may not change: those with a share on a live invoice (net of credit
     notes: a credited share is back in the backlog) -> the invoices holding it, and those with a
     share written off -> the documents that closed it (R13, R21, R22)."""
-    try:
-        contract = part.contract()
-    except (ValueError, KeyError, TypeError):
-        contract = None
     docs = part.committed_invoices()
     entries = item_entries(docs)
-    amounts = item_amounts(contract, entries.keys()) if contract is not None else {}
     holders = part.live_items()
     live: dict[tuple[SourceType, str], list[str]] = {}
     closed: dict[tuple[SourceType, str], list[str]] = {}
     notes = {inv.invoice_id for inv in docs if inv.is_credit_note}
     for key, item in entries.items():
-        records = share_records(item, amounts.get(key))
+        records = share_records(item)
         if any(r.state == "live" for r in records.values()):
             live[key] = [i for i in holders.get(key, []) if i not in notes] or holders.get(key, [])
         elif any(r.state == "closed" for r in records.values()):
