@@ -232,6 +232,14 @@ def credit(
 ALL_REMAINING = "*"
 
 
+def credited_source_ids(store: Store, invoice_id: str) -> set[str]:
+    """The SourceIds of an invoice already on one of its credit notes (R21)."""
+    contract_id = locate(store, invoice_id)
+    header = store.header(contract_id, invoice_id)
+    credits = json.loads((header or {}).get("Credits") or "[]")
+    return set(_credited(store, contract_id, credits))
+
+
 def _credited(store: Store, contract_id: str, credits: list[dict[str, Any]]) -> dict[str, str]:
     """SourceId -> the number (or id) of the credit note that credited it."""
     out: dict[str, str] = {}

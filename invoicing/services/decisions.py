@@ -18,7 +18,7 @@ from typing import Any
 from invoicing.errors import InputRejected, Problem
 from invoicing.model import DetailStatus, Invoice, Status
 from invoicing.services.common import open_store
-from invoicing.services.corrections import adjust, credit
+from invoicing.services.corrections import adjust, credit, credited_source_ids
 from invoicing.services.invoices import get_invoice
 from invoicing.services.lifecycle import cancel, confirm
 from invoicing.settings import Settings
@@ -230,7 +230,7 @@ def _apply(store: Store, settings: Settings, plan: _Plan, result: DecisionResult
         result.done["removed"] += len(remove)
         result.done["written_off"] += len(write_off)
     for write_off, items in plan.credits.items():
-        already = _already_credited(store, invoice_id)
+        already = credited_source_ids(store, invoice_id)
         new = [s for s in items if s not in already]
         for s in items:
             if s in already:
@@ -263,7 +263,7 @@ def _apply(store: Store, settings: Settings, plan: _Plan, result: DecisionResult
             for d in line.details
             if d.status is DetailStatus.INVOICED
         }
-        if invoiced <= _already_credited(store, invoice_id):
+        if invoiced <= credited_source_ids(store, invoice_id):
             result.already.append(f"{invoice_id}: already credited in full")
         else:
             note = credit(store, settings, invoice_id)
@@ -279,16 +279,3 @@ def _detail_status(invoice: Invoice, source_id: str) -> DetailStatus | None:
             if d.source_id == source_id:
                 return d.status
     return None
-
-
-def _already_credited(store: Store, invoice_id: str) -> set[str]:
-    """SourceIds already on a credit note of the invoice."""
-    invoice = get_invoice(store, invoice_id)
-    out: set[str] = set()
-    for note_id, _ in invoice.credit_notes:
-        try:
-            note = get_invoice(store, note_id)
-        except NotFound:
-            continue  # a credit started but not finished: the next credit finishes it
-        out.update(d.source_id for line in note.lines for d in line.details)
-    return out
