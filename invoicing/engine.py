@@ -560,6 +560,8 @@ def _invoice(
                 cutoff,
                 amount,
                 tuple(details),
+                line.tax_category,
+                line.tax_percent,
             )
             for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
         ]

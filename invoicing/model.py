@@ -62,10 +62,41 @@ class DetailStatus(StrEnum):
     CREDITED = "Credited"  # a credit note's detail (R21), or an invoice detail a credit note took
 
 
+class TaxCategory(StrEnum):
+    """The EN 16931 VAT category codes (UNTDID 5305 subset) a contract line may carry (E2)."""
+
+    STANDARD = "S"
+    ZERO = "Z"
+    EXEMPT = "E"
+    REVERSE_CHARGE = "AE"
+    INTRA_COMMUNITY = "K"  # VAT exempt for EEA intra-community supply of goods and services
+    EXPORT = "G"  # free export item, VAT not charged
+    NOT_SUBJECT = "O"  # services outside scope of tax
+
+
 class Outcome(StrEnum):
     INVOICED = "Invoiced"
     SKIPPED = "Skipped"
     HELD = "Held"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """A seller (the ``Seller`` sheet, W11) or a buyer (a contract customer's address columns, E1).
+
+    Blank text means absent. ``legal_id`` (EN 16931 BT-30 / BT-47, the company registration
+    number) is not a W11 column yet: a seller without a VAT id needs it (BR-CO-26).
+    """
+
+    name: str
+    street: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country_code: str = ""
+    vat_id: str = ""
+    email: str = ""
+    iban: str = ""
+    legal_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +105,24 @@ class Customer:
     name: str
     split_percent: Decimal
     rounding: bool = False
+    # E1: the customer's address and VAT id, the buyer of its invoices' documents.
+    street: str = ""
+    city: str = ""
+    postal_code: str = ""
+    country_code: str = ""
+    vat_id: str = ""
+    email: str = ""
+
+    def party(self) -> Party:
+        return Party(
+            name=self.name or self.customer_id,
+            street=self.street,
+            city=self.city,
+            postal_code=self.postal_code,
+            country_code=self.country_code,
+            vat_id=self.vat_id,
+            email=self.email,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +134,9 @@ class ContractLine:
     not_to_exceed: Decimal | None = None
     schedule: Schedule | None = None  # T&M only; FP lines are due on their milestone dates
     customers: tuple[Customer, ...] = ()  # line-level override (R2); empty = the contract's list
+    # E2, after its defaults (the reader resolves a blank percent and category).
+    tax_category: TaxCategory = TaxCategory.EXEMPT
+    tax_percent: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +173,7 @@ class Contract:
     milestones: tuple[Milestone, ...] = ()
     transactions: tuple[Transaction, ...] = ()
     payment_terms_days: int = 30
+    tax_percent: Decimal | None = None  # E2: the rate of the lines that give none
 
     def customers_for(self, line: ContractLine) -> tuple[Customer, ...]:
         return line.customers or self.customers
@@ -131,6 +184,7 @@ class Portfolio:
     """Every contract of one input workbook, in workbook order."""
 
     contracts: tuple[Contract, ...] = ()
+    seller: Party | None = None  # W11: the optional Seller sheet
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def contract(self, contract_id: str) -> Contract | None:
@@ -184,6 +238,9 @@ class InvoiceLine(NamedTuple):
     cutoff: date | None  # T&M: the schedule row's cut-off; FP: none
     amount: Decimal
     details: tuple[Detail, ...]
+    # E2: the contract line's VAT, copied when the line is planned (a credit note keeps it)
+    tax_category: TaxCategory = TaxCategory.EXEMPT
+    tax_percent: Decimal = Decimal(0)
 
 
 class Invoice(NamedTuple):
@@ -234,5 +291,3 @@ class Share(NamedTuple):
     customer_name: str
     split_percent: Decimal
     amount: Decimal
-
-

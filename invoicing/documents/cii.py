@@ -20,8 +20,8 @@ from invoicing.documents.document import (
     xml_amount,
     xml_text,
 )
-from invoicing.documents.parties import Party
-from invoicing.documents.tax import TaxCategory, TaxLine
+from invoicing.parties import Party
+from invoicing.tax import TaxCategory, TaxLine
 
 GUIDELINE_EN16931 = "urn:cen.eu:en16931:2017"
 FILENAME = "factur-x.xml"

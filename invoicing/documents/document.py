@@ -17,8 +17,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from invoicing.documents.parties import Party, missing_fields
-from invoicing.documents.tax import (
+from invoicing.model import Invoice, Status
+from invoicing.money import decimals_of, minor_unit, round_half_up
+from invoicing.parties import Party, missing_fields
+from invoicing.tax import (
     Exemption,
     LineTax,
     TaxableLine,
@@ -27,8 +29,6 @@ from invoicing.documents.tax import (
     TaxSummary,
     compute,
 )
-from invoicing.model import Invoice, Status
-from invoicing.money import decimals_of, minor_unit, round_half_up
 
 # UNTDID 1001 document type codes (BT-3).
 INVOICE_TYPE_CODE = "380"  # commercial invoice

@@ -27,9 +27,9 @@ from invoicing.documents.document import (
     format_amount,
     format_percent,
 )
-from invoicing.documents.parties import Party
-from invoicing.documents.tax import CATEGORY_NAMES, TaxCategory
 from invoicing.money import decimals_of, minor_unit
+from invoicing.parties import Party
+from invoicing.tax import CATEGORY_NAMES, TaxCategory
 
 FONTS = Path(__file__).parent / "fonts"
 FONT = "DejaVu"

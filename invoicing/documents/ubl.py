@@ -23,8 +23,8 @@ from invoicing.documents.document import (
     xml_amount,
     xml_text,
 )
-from invoicing.documents.parties import Party
-from invoicing.documents.tax import TaxCategory, TaxLine
+from invoicing.parties import Party
+from invoicing.tax import TaxCategory, TaxLine
 
 CUSTOMIZATION_ID = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
 PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"

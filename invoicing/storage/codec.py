@@ -34,11 +34,13 @@ from invoicing.model import (
     Outcome,
     SourceType,
     Status,
+    TaxCategory,
     Transaction,
     TxnClass,
 )
 from invoicing.schedule import ExplicitSchedule, Frequency, GeneratedSchedule, ScheduleRow
 from invoicing.storage.keys import encode_key
+from invoicing.tax import invoice_tax
 
 PART_CHARS = 30_000
 MAX_PARTS = 14  # 14 x 30,000 ASCII chars = 840 KB of UTF-16: under the 1 MiB entity limit
@@ -198,12 +200,21 @@ def pack_chunks(rows: list[Any], what: str) -> list[dict[str, Any]]:
 # ---- contract configuration --------------------------------------------------------------------
 
 
+# E1's address columns, stored only when given (most contracts' customers have none).
+_ADDRESS = ("street", "city", "postal_code", "country_code", "vat_id", "email")
+
+
 def _customer_doc(c: Customer) -> list[Any]:
-    return [c.customer_id, c.name, str(c.split_percent), c.rounding]
+    doc: list[Any] = [c.customer_id, c.name, str(c.split_percent), c.rounding]
+    address = {k: v for k in _ADDRESS if (v := getattr(c, k))}
+    if address:
+        doc.append(address)
+    return doc
 
 
 def _customer(doc: list[Any]) -> Customer:
-    return Customer(doc[0], doc[1], Decimal(doc[2]), bool(doc[3]))
+    address = doc[4] if len(doc) > 4 else {}
+    return Customer(doc[0], doc[1], Decimal(doc[2]), bool(doc[3]), **address)
 
 
 def _schedule_doc(schedule: Any) -> dict[str, Any] | None:
@@ -260,6 +271,7 @@ def line_doc(line: ContractLine) -> dict[str, Any]:
         "nte": dec(line.not_to_exceed),
         "customers": [_customer_doc(c) for c in line.customers],
         "schedule": _schedule_doc(line.schedule),
+        "tax": [line.tax_category.value, str(line.tax_percent)],
     }
 
 
@@ -272,7 +284,15 @@ def _line(doc: dict[str, Any]) -> ContractLine:
         not_to_exceed=undec(doc["nte"]),
         schedule=_schedule(doc["schedule"]),
         customers=tuple(_customer(c) for c in doc["customers"]),
+        # configurations stored before E2 have no tax: exempt at 0, the reader's default
+        **_line_tax(doc.get("tax")),
     )
+
+
+def _line_tax(doc: list[str] | None) -> dict[str, Any]:
+    if not doc:
+        return {}
+    return {"tax_category": TaxCategory(doc[0]), "tax_percent": Decimal(doc[1])}
 
 
 def config_entities(pk: str, contract: Contract, order: int) -> list[dict[str, Any]]:
@@ -293,6 +313,7 @@ def config_entities(pk: str, contract: Contract, order: int) -> list[dict[str, A
         "Name": contract.name,
         "Currency": contract.currency,
         "Terms": contract.payment_terms_days,
+        "TaxPercent": dec(contract.tax_percent),
         "Order": order,
         "Parts": len(groups[0]),
         "Entities": len(groups),
@@ -331,6 +352,7 @@ def contract_from_entities(
         milestones=tuple(milestones),
         transactions=tuple(transactions),
         payment_terms_days=plain_int(config.get("Terms")) or 0,
+        tax_percent=undec(config.get("TaxPercent")),
     )
 
 
@@ -417,6 +439,9 @@ def header_entity(pk: str, inv: Invoice, status: str) -> dict[str, Any]:
         "Amount": str(inv.amount),
         "LineCount": len(inv.lines),
     }
+    tax = invoice_tax(inv)  # E2, X5: kept beside the lines so that audit can check the sums
+    entity["TaxAmount"] = str(tax.tax)
+    entity["GrossAmount"] = str(tax.gross)
     if inv.invoice_number is not None:
         entity["Number"] = inv.invoice_number
     if inv.is_credit_note:
@@ -443,6 +468,8 @@ def line_entities(pk: str, inv: Invoice) -> list[dict[str, Any]]:
                 "Cutoff": line.cutoff.isoformat() if line.cutoff else None,
                 "Amount": str(line.amount),
                 "DetailCount": len(line.details),
+                "TaxCategory": line.tax_category.value,
+                "TaxPercent": str(line.tax_percent),
             }
         )
     return out
@@ -524,6 +551,8 @@ def invoice_from(
                 cutoff=day(line["Cutoff"]) if line.get("Cutoff") else None,
                 amount=Decimal(line["Amount"]),
                 details=tuple(_detail(d) for d in ds),
+                tax_category=TaxCategory(line.get("TaxCategory") or TaxCategory.EXEMPT.value),
+                tax_percent=Decimal(line.get("TaxPercent") or "0"),
             )
         )
     status = status_of(header) or Status.DRAFT

@@ -7,8 +7,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from invoicing.documents.document import CreditedInvoice, Document, document_from_invoice
-from invoicing.documents.parties import Party
-from invoicing.documents.tax import LineTax, TaxCategory
 from invoicing.model import (
     BillingMethod,
     Detail,
@@ -18,6 +16,8 @@ from invoicing.model import (
     Status,
     TxnClass,
 )
+from invoicing.parties import Party
+from invoicing.tax import LineTax, TaxCategory
 
 D = date.fromisoformat
 ISSUED = D("2020-10-05")

@@ -4,8 +4,8 @@ groups, one with categories S, Z, E and AE, and a credit note of the latter."""
 from __future__ import annotations
 
 from invoicing.documents.document import Document
-from invoicing.documents.tax import LineTax
 from invoicing.model import Invoice, Status
+from invoicing.tax import LineTax
 from tests.documents.builders import credit_note, document, invoice, line, taxes
 
 # Per currency: the amounts of four lines and the two standard rates used. KWD amounts keep

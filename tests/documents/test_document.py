@@ -17,10 +17,10 @@ from invoicing.documents.document import (
     format_amount,
     xml_text,
 )
-from invoicing.documents.parties import Party
-from invoicing.documents.tax import LineTax, TaxCategory
 from invoicing.documents.ubl import build_ubl
 from invoicing.model import Status
+from invoicing.parties import Party
+from invoicing.tax import LineTax, TaxCategory
 from tests.documents.builders import BUYER, SELLER, credit_note, document, invoice, line, taxes
 
 S19 = LineTax(TaxCategory.STANDARD, Decimal("19"))

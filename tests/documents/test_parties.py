@@ -6,7 +6,7 @@ from dataclasses import FrozenInstanceError, replace
 
 import pytest
 
-from invoicing.documents.parties import (
+from invoicing.parties import (
     ISO_COUNTRY_CODES,
     Party,
     is_country_code,

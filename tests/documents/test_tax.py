@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invoicing.documents.tax import (
+from invoicing.money import minor_unit, round_half_up
+from invoicing.tax import (
     DEFAULT_EXEMPTIONS,
     Exemption,
     LineTax,
@@ -19,7 +20,6 @@ from invoicing.documents.tax import (
     percent_problem,
     resolve,
 )
-from invoicing.money import minor_unit, round_half_up
 
 S, Z, E, AE, K, G = (TaxCategory(c) for c in ("S", "Z", "E", "AE", "K", "G"))
 O = TaxCategory.NOT_SUBJECT  # noqa: E741 (the EN 16931 code)

@@ -14,10 +14,10 @@ from lxml import etree
 
 from invoicing.documents.cii import GUIDELINE_EN16931, build_cii
 from invoicing.documents.document import Document, DocumentError
-from invoicing.documents.parties import Party
 from invoicing.documents.ubl import CUSTOMIZATION_ID, PROFILE_ID, build_ubl
 from invoicing.documents.validate import Validator
 from invoicing.model import Status
+from invoicing.parties import Party
 from tests.documents.builders import BUYER, SELLER, credit_note, document, invoice, line, taxes
 from tests.documents.scenarios import (
     CURRENCIES,

@@ -7,9 +7,10 @@ rule, so that a caller can refuse an incomplete document with the whole list (40
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from invoicing.documents.tax import TaxCategory
+from invoicing.model import Party, TaxCategory
+
+__all__ = ["Party", "is_country_code", "missing_fields", "vat_id_problem"]
 
 # ISO 3166-1 alpha-2, the officially assigned codes (the EN 16931 country code list, BR-CL-14,
 # is these plus 1A for Kosovo and XI for Northern Ireland, which ISO does not assign).
@@ -46,25 +47,6 @@ def vat_id_problem(vat_id: str) -> str | None:
     if not vat_id[2:].isascii() or not vat_id[2:].isalnum():
         return "a VAT id has only letters and digits after its country prefix (no spaces)"
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    """A seller (the ``Seller`` sheet, W11) or a buyer (a contract customer's address columns).
-
-    Blank text means absent. ``legal_id`` (EN 16931 BT-30 / BT-47, the company registration
-    number) is not a W11 column yet: a seller without a VAT id needs it (BR-CO-26).
-    """
-
-    name: str
-    street: str = ""
-    city: str = ""
-    postal_code: str = ""
-    country_code: str = ""
-    vat_id: str = ""
-    email: str = ""
-    iban: str = ""
-    legal_id: str = ""
 
 
 def missing_fields(

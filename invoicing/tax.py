@@ -8,27 +8,15 @@ notes mirror invoices: their nets are negative and so is their tax (half-up roun
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from typing import NamedTuple
 
+from invoicing.model import Invoice, TaxCategory
 from invoicing.money import HUNDRED, ZERO, decimals_of, minor_unit, round_half_up
 
 MAX_PERCENT_DECIMALS = 2
-
-
-class TaxCategory(StrEnum):
-    """The EN 16931 VAT category codes (UNTDID 5305 subset) a contract line may carry."""
-
-    STANDARD = "S"
-    ZERO = "Z"
-    EXEMPT = "E"
-    REVERSE_CHARGE = "AE"
-    INTRA_COMMUNITY = "K"  # VAT exempt for EEA intra-community supply of goods and services
-    EXPORT = "G"  # free export item, VAT not charged
-    NOT_SUBJECT = "O"  # services outside scope of tax
 
 
 CATEGORY_NAMES: dict[TaxCategory, str] = {
@@ -207,23 +195,47 @@ def compute(
     rates first. ``exemptions`` overrides ``DEFAULT_EXEMPTIONS`` per category.
     """
     places = minor_unit(currency)
-    reasons = {**DEFAULT_EXEMPTIONS, **(exemptions or {})}
-    groups: dict[tuple[TaxCategory, Decimal], Decimal] = {}
-    net = ZERO
-    for line in lines:
+    taxable = list(lines)
+    for line in taxable:
         category = TaxCategory(line.category)
         if why := percent_problem(line.percent) or category_problem(category, line.percent):
             raise TaxError(why)
         if decimals_of(line.net) > places:
             raise TaxError(f"net amount {line.net} has more decimals than {currency} allows")
-        key = (category, line.percent.normalize() + ZERO)
-        groups[key] = groups.get(key, ZERO) + line.net
-        net += line.net
-    if TaxCategory.NOT_SUBJECT in {c for c, _ in groups} and len(groups) > 1:
+    if TaxCategory.NOT_SUBJECT in {TaxCategory(t.category) for t in taxable} and (
+        len({(TaxCategory(t.category), t.percent.normalize()) for t in taxable}) > 1
+    ):
         raise TaxError(
             "a document with a line not subject to VAT (category O) can have no other VAT "
             "category or rate (BR-O-11)"
         )
+    return summarize(taxable, currency, exemptions)
+
+
+def invoice_tax(invoice: Invoice) -> TaxSummary:
+    """An invoice's or credit note's VAT from its lines (E2, X5): what the store and the invoice
+    workbook carry. Unlike ``compute`` it checks nothing: the reader validated every line's
+    category and percent, and a document (which must satisfy EN 16931) checks again."""
+    return summarize(
+        [TaxableLine(li.amount, li.tax_category, li.tax_percent) for li in invoice.lines],
+        invoice.currency,
+    )
+
+
+def summarize(
+    lines: Iterable[TaxableLine],
+    currency: str,
+    exemptions: Mapping[TaxCategory, Exemption] | None = None,
+) -> TaxSummary:
+    """The (category, percent) groups of ``lines``, each group's tax rounded half-up once."""
+    places = minor_unit(currency)
+    reasons = {**DEFAULT_EXEMPTIONS, **(exemptions or {})}
+    groups: dict[tuple[TaxCategory, Decimal], Decimal] = {}
+    net = ZERO
+    for line in lines:
+        key = (TaxCategory(line.category), line.percent.normalize() + ZERO)
+        groups[key] = groups.get(key, ZERO) + line.net
+        net += line.net
     breakdown: list[TaxLine] = []
     for (category, percent), basis in sorted(groups.items(), key=_group_order):
         breakdown.append(
