@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.errors import InputRejected, Problem
-from invoicing.model import Contract, Portfolio, SourceType
+from invoicing.model import Contract, Party, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
 from invoicing.shares import item_entries, share_records, state_from_invoices
@@ -112,6 +112,7 @@ def import_portfolio(
             item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
             writes.append((part, item_ops, config))
         problems.extend(_moved_transactions(store, portfolio, parts, locations))
+        stored_seller = store.seller() if portfolio.seller is not None else None
         if problems:
             raise InputRejected(problems, title="The upload changes invoiced items")
 
@@ -144,9 +145,21 @@ def import_portfolio(
             [upsert_op(rows.registry_entity(c.contract_id, o)) for c, o in touched],
             "import-end",
         )
+        if portfolio.seller is not None:  # the latest upload with a Seller sheet wins (E1)
+            if stored_seller != portfolio.seller:
+                seller = rows.seller_entity(portfolio.seller)
+                store.submit(store.globals, [upsert_op(seller)], "seller")
+            counts["Seller"] = Counter(created=0, updated=0, unchanged=0, removed=0)
+            counts["Seller"][_seller_change(stored_seller, portfolio.seller)] += 1
     return ImportResult(
         {sheet: dict(c) for sheet, c in counts.items()}, len(portfolio.contracts), tuple(warnings)
     )
+
+
+def _seller_change(stored: Party | None, uploaded: Party) -> str:
+    if stored is None:
+        return "created"
+    return "unchanged" if stored == uploaded else "updated"
 
 
 def _moved_transactions(

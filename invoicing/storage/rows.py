@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.catchup import MISSED, STARTED
-from invoicing.model import Invoice, LogEntry, Outcome
+from invoicing.model import Invoice, LogEntry, Outcome, Party
 from invoicing.storage import codec
 from invoicing.storage.keys import encode_key
 
@@ -24,6 +24,7 @@ COUNTER_PK = "counter"
 COUNTER_RK = "invoice-number"
 CREDIT_COUNTER_RK = "credit-note-number"
 DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
+SELLER_PK = SELLER_RK = "seller"  # W11: the Seller sheet of the latest upload that had one
 INDEX_PREFIX = "I"  # I<YYYYMM>: InvoiceId -> ContractId, one partition per month of run dates
 
 # ledger states (S6, R19): STARTED, COMPLETED, INCOMPLETE, MISSED (defined with the date rules)
@@ -120,6 +121,21 @@ def ledger_view(day: date, e: Mapping[str, Any]) -> dict[str, Any]:
 
 def first_daily_entity(day: date) -> dict[str, Any]:
     return {"PartitionKey": DAILY_PK, "RowKey": FIRST_DAILY_RK, "Date": day.isoformat()}
+
+
+# ---- seller ------------------------------------------------------------------------------------
+
+_PARTY_FIELDS = ("name", "street", "city", "postal_code", "country_code", "vat_id", "email", "iban")
+
+
+def seller_entity(seller: Party) -> dict[str, Any]:
+    entity: dict[str, Any] = {"PartitionKey": SELLER_PK, "RowKey": SELLER_RK}
+    entity.update({name: getattr(seller, name) for name in _PARTY_FIELDS})
+    return entity
+
+
+def seller_from(entity: Mapping[str, Any]) -> Party:
+    return Party(**{name: entity.get(name) or "" for name in _PARTY_FIELDS})
 
 
 # ---- invoice index -----------------------------------------------------------------------------

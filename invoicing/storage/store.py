@@ -79,7 +79,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-from invoicing.model import Contract, Invoice, SourceType
+from invoicing.model import Contract, Invoice, Party, SourceType
 from invoicing.storage import codec, rows
 from invoicing.storage.errors import WriteRefused
 from invoicing.storage.keys import encode_key
@@ -456,6 +456,11 @@ class Store:
     def unfinished_imports(self) -> dict[str, str]:
         """ContractId -> when its unfinished import started (S5a)."""
         return {r["ContractId"]: r["Importing"] for r in self.registry() if r.get("Importing")}
+
+    def seller(self) -> Party | None:
+        """The seller of the latest upload that had a Seller sheet (W11), if any."""
+        row = self.get(self.globals, rows.SELLER_PK, rows.SELLER_RK)
+        return None if row is None else rows.seller_from(row)
 
     def first_daily_run(self) -> date | None:
         row = self.get(self.globals, rows.DAILY_PK, rows.FIRST_DAILY_RK)
