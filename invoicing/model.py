@@ -184,8 +184,8 @@ class Portfolio:
     """Every contract of one input workbook, in workbook order."""
 
     contracts: tuple[Contract, ...] = ()
-    seller: Party | None = None  # W11: the optional Seller sheet
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    seller: Party | None = None  # W11: the optional Seller sheet
 
     def contract(self, contract_id: str) -> Contract | None:
         for contract in self.contracts:
