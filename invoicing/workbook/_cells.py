@@ -5,8 +5,8 @@ cached value), ``float`` for every number, ``bool``, ``date`` for a date-formatt
 ``datetime`` comes back as a ``date``), ``datetime`` with a time of day, ``time`` and ``timedelta``.
 
 Each converter takes a non-empty raw value and returns the converted value or raises ``Bad`` with
-the message (without the ``Sheet!Cell:`` prefix, which the caller adds). The reader's hot loop
-handles the common cases inline and calls these only for everything else.
+the message (without the ``Sheet!Cell:`` prefix, which the caller adds). They are the reader's
+only converters: its transactions loop calls them, or caches what they returned for a value.
 """
 
 from __future__ import annotations
@@ -56,7 +56,19 @@ def has_control(text: str) -> bool:
 
 
 def to_id(value: object, column: str) -> str | None:
-    """Ids are text: a number cell 1001 (or 1001.0) is the id ``"1001"``; whitespace is trimmed."""
+    """Ids are text: a number cell 1001 (or 1001.0) is the id ``"1001"``; whitespace is trimmed.
+
+    The first test is the common case, kept cheap for the transactions loop: printable text
+    without a space at either end is the id as it is."""
+    if (
+        type(value) is str
+        and value
+        and value.isprintable()
+        and value[0] != " "
+        and value[-1] != " "
+        and len(value) <= MAX_ID_LENGTH
+    ):
+        return value
     if isinstance(value, str):
         text = value.strip()
         if not text:
@@ -219,3 +231,11 @@ def column_letter(index: int) -> str:
         index, rest = divmod(index - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
+
+
+def column_index(letters: str | bytes) -> int:
+    """Excel letters (either case) -> 0-based column index (A -> 0, AA -> 26)."""
+    number = 0
+    for ch in letters.upper() if isinstance(letters, str) else letters.upper().decode("ascii"):
+        number = number * 26 + ord(ch) - 64
+    return number - 1

@@ -4,6 +4,8 @@
 to ``DIR`` (default: the repository's ``templates/``). Both are deterministic: fixed document
 properties and fixed zip timestamps, so regenerating them changes nothing unless the code changed.
 
+The column help (prompts, checks, drop-downs) is ``template_help``; the sample's rows ``sample``.
+
 Layout: one sheet per kind (W1-W6) in the order of the spec, each an Excel table with a frozen
 header row, then an ``Instructions`` sheet (``columns.INSTRUCTIONS_SHEET``), last, that the reader
 ignores. Every column carries a data validation with an input prompt (shown when a cell is
@@ -22,7 +24,6 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,25 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.writer.excel import ExcelWriter
 
-from invoicing.model import BillingMethod, TxnClass
-from invoicing.schedule import Frequency
-from invoicing.workbook._cells import MAX_DATE, MAX_ID_LENGTH, MAX_PAYMENT_TERMS, MIN_DATE
-from invoicing.workbook.columns import HEADERS, INSTRUCTIONS_SHEET
-from invoicing.workbook.columns import SHEETS as COLUMNS
+from invoicing.workbook.columns import INSTRUCTIONS_SHEET
 from invoicing.workbook.safe import text_cell, text_value
+from invoicing.workbook.sample import ADATUM_ROWS, Row
+from invoicing.workbook.template_help import (
+    DATE_COLUMNS,
+    DROP_DOWNS,
+    ID_COLUMNS,
+    INSTRUCTIONS,
+    INSTRUCTIONS_COLUMNS,
+    INSTRUCTIONS_TITLE,
+    LAST_ROW,
+    REQUIRED,
+    SHEETS,
+    TABLE_NAMES,
+    TEXT_FORMAT,
+    WIDTHS,
+    column_help,
+    instructions_rows,
+)
 from invoicing.workbook.writer import (
     DATE_FORMAT,
     HEADER_FILL,
@@ -50,263 +64,9 @@ from invoicing.workbook.writer import (
     print_setup,
 )
 
-CONTRACTS = "Contracts"
-CUSTOMERS = "Customers"
-CONTRACT_LINES = "ContractLines"
-INVOICE_SCHEDULE = "InvoiceSchedule"
-MILESTONES = "Milestones"
-TRANSACTIONS = "Transactions"
-
-# W1-W6, exactly as the spec names them, in the spec's order.
-SHEETS: dict[str, tuple[str, ...]] = HEADERS
-TABLE_NAMES = {sheet: f"tbl{sheet}" for sheet in SHEETS}
-
-DATE_COLUMNS = frozenset(
-    {
-        "FirstRunDate",
-        "LastRunDate",
-        "InvoiceRunDate",
-        "TransactionCutoffDate",
-        "MilestoneDate",
-        "Date",
-    }
-)
-
-YES_NO = ("Yes", "No")
-# (sheet, column) -> the drop-down's values.
-DROP_DOWNS: dict[tuple[str, str], tuple[str, ...]] = {
-    (CUSTOMERS, "RoundingCustomer"): YES_NO,
-    (CONTRACT_LINES, "BillingMethod"): tuple(m.value for m in BillingMethod),
-    (CONTRACT_LINES, "Frequency"): tuple(f.value for f in Frequency),
-    (MILESTONES, "ReadyToInvoice"): YES_NO,
-    (TRANSACTIONS, "Class"): tuple(c.value for c in TxnClass),
-    (TRANSACTIONS, "ReadyToInvoice"): YES_NO,
-}
-ID_COLUMNS = frozenset({"ContractId", "CustomerId", "LineId", "MilestoneId", "TransactionId"})
-TEXT_FORMAT = "@"  # Excel's "Text" number format: what is typed stays text
-REQUIRED = frozenset(
-    (sheet, column)
-    for sheet, columns in COLUMNS.items()
-    for column, required in columns
-    if required
-)
-REQUIRED_FILL = PatternFill(fill_type="solid", fgColor="F8CBAD")  # orange: fill in on every row
-OPTIONAL_FILL = HEADER_FILL  # the invoice workbook's header blue
-DATE_PROMPT = "YYYY-MM-DD or an Excel date"
-LAST_ROW = 1_048_576  # validations cover the whole column below the header
-
-
-class Check:
-    """One column's data validation: what Excel and LibreOffice check as it is typed."""
-
-    __slots__ = ("error", "formula1", "formula2", "kind", "operator")
-
-    def __init__(
-        self,
-        kind: str | None = None,  # DataValidation's type; None: a prompt alone
-        operator: str | None = None,
-        formula1: str | None = None,
-        formula2: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.kind = kind
-        self.operator = operator
-        self.formula1 = formula1
-        self.formula2 = formula2
-        self.error = error
-
-
-def _date_check() -> Check:
-    low, high = MIN_DATE, MAX_DATE
-    return Check(
-        "date",
-        "between",
-        f"DATE({low.year},{low.month},{low.day})",
-        f"DATE({high.year},{high.month},{high.day})",
-        f"must be a date: type YYYY-MM-DD, between {low.isoformat()} and {high.isoformat()}.",
-    )
-
-
-_ID_CHECK = Check(
-    "textLength",
-    "lessThanOrEqual",
-    str(MAX_ID_LENGTH),
-    error=f"must be at most {MAX_ID_LENGTH} characters.",
-)
-_POSITIVE = Check("decimal", "greaterThan", "0", error="must be a number above 0.")
-_NOT_NEGATIVE = Check("decimal", "greaterThanOrEqual", "0", error="must be a number, 0 or more.")
-_ANY = Check()  # a prompt alone
-
-# Column (or (sheet, column)) -> (prompt, check). A prompt is at most 255 characters (Excel).
-_CONTRACT_REF = "The ContractId of a row on Contracts."
-_HELP: dict[str | tuple[str, str], tuple[str, Check]] = {
-    (CONTRACTS, "ContractId"): (
-        "The contract's id, unique in the workbook. Text: 00123 stays 00123.",
-        _ID_CHECK,
-    ),
-    "ContractId": (_CONTRACT_REF, _ID_CHECK),
-    "ContractName": ("The contract's name, shown on its invoices.", _ANY),
-    "Currency": (
-        "The ISO 4217 code of the contract's currency: USD, EUR, GBP, JPY, CHF ... Every amount "
-        "of the contract is in it, with its decimals (JPY 0, USD 2, KWD 3).",
-        Check("textLength", "equal", "3", error="must be a 3-letter ISO 4217 code such as USD."),
-    ),
-    "PaymentTermsDays": (
-        f"Days from the invoice date to its due date: a whole number from 0 to "
-        f"{MAX_PAYMENT_TERMS}.",
-        Check(
-            "whole",
-            "between",
-            "0",
-            str(MAX_PAYMENT_TERMS),
-            error=f"must be a whole number of days from 0 to {MAX_PAYMENT_TERMS}.",
-        ),
-    ),
-    (CUSTOMERS, "CustomerId"): ("The customer's id, unique within the contract.", _ID_CHECK),
-    "CustomerName": ("The customer's name, shown on its invoices.", _ANY),
-    "SplitPercent": (
-        "The customer's share in percent: 60 means 60 %. More than 0, at most 100, at most 4 "
-        "decimals; a contract's splits (or a line's) sum to 100.",
-        Check(
-            "decimal",
-            "between",
-            "0.0001",
-            "100",
-            error="must be a percentage above 0 and at most 100: 60 means 60 %.",
-        ),
-    ),
-    (CUSTOMERS, "LineId"): (
-        "Blank: the customer shares the whole contract. A LineId of the contract: this split is "
-        "for that line only (the line's splits sum to 100).",
-        _ID_CHECK,
-    ),
-    "RoundingCustomer": (
-        "Yes for the customer who takes the rounding remainder (default: the first).",
-        _ANY,
-    ),
-    (CONTRACT_LINES, "LineId"): ("The line's id, unique within its contract.", _ID_CHECK),
-    "LineName": ("The line's name, shown on its invoices.", _ANY),
-    "BillingMethod": (
-        "Time and material (billed by schedule) or Fixed price (billed by milestones).",
-        _ANY,
-    ),
-    "TransactionClasses": (
-        "The classes this Time and material line bills, comma separated: Time, Expense, "
-        "Material, Fee. Blank: all four.",
-        _ANY,
-    ),
-    "NotToExceed": (
-        "A cap on what this Time and material line bills in all, in the contract's currency. "
-        "Blank: no cap.",
-        _NOT_NEGATIVE,
-    ),
-    "Frequency": (
-        "Generate the run dates from a frequency, or leave blank and list them on InvoiceSchedule.",
-        _ANY,
-    ),
-    "RunDay": (
-        'Weekly, Biweekly: a weekday ("Monday"). Monthly, Quarterly: 1-31, "Last" or "First '
-        'Monday". Semimonthly: two days ("15, Last"). Blank: from FirstRunDate.',
-        _ANY,
-    ),
-    "FirstRunDate": (
-        f"The first run date a Frequency or RRule may give (inclusive). {DATE_PROMPT}.",
-        _date_check(),
-    ),
-    "LastRunDate": (
-        f"The last run date a Frequency or RRule may give (inclusive); blank: no end. "
-        f"{DATE_PROMPT}.",
-        _date_check(),
-    ),
-    "RRule": (
-        "Instead of Frequency: an RFC 5545 RRULE starting at FirstRunDate, e.g. "
-        "FREQ=MONTHLY;BYDAY=MO;BYSETPOS=1.",
-        _ANY,
-    ),
-    (INVOICE_SCHEDULE, "LineId"): ("A Time and material line of the contract.", _ID_CHECK),
-    "InvoiceRunDate": (f"The day this line is invoiced. {DATE_PROMPT}.", _date_check()),
-    "TransactionCutoffDate": (
-        f"Transactions up to this day (inclusive) are billed; blank: the day before the run "
-        f"date. {DATE_PROMPT}.",
-        _date_check(),
-    ),
-    (MILESTONES, "LineId"): ("A Fixed price line of the contract.", _ID_CHECK),
-    "MilestoneId": ("The milestone's id, unique within the contract.", _ID_CHECK),
-    "MilestoneName": ("The milestone's name, shown on its invoice.", _ANY),
-    "MilestoneDate": (f"The day the milestone is invoiced. {DATE_PROMPT}.", _date_check()),
-    (MILESTONES, "Amount"): (
-        "The milestone's amount in the contract's currency: above 0, at most its decimals.",
-        _POSITIVE,
-    ),
-    "ReadyToInvoice": ("Only items marked Yes are invoiced.", _ANY),
-    "TransactionId": ("The transaction's id, unique in the workbook.", _ID_CHECK),
-    (TRANSACTIONS, "LineId"): ("A Time and material line of the contract.", _ID_CHECK),
-    "Class": ("Time, Expense, Material or Fee: must be one of the classes the line bills.", _ANY),
-    "Date": (f"The day of the work or expense. {DATE_PROMPT}.", _date_check()),
-    "Description": ("What was done, shown on the invoice.", _ANY),
-    "Resource": ("Who did it (kept with the transaction).", _ANY),
-    "Quantity": (
-        "Above 0, at most 6 decimals. With UnitPrice; or leave both blank and give Amount.",
-        _POSITIVE,
-    ),
-    "UnitPrice": (
-        "0 or more, at most 6 decimals, in the contract's currency. Amount (blank) is Quantity "
-        "x UnitPrice, rounded half-up.",
-        _NOT_NEGATIVE,
-    ),
-    (TRANSACTIONS, "Amount"): (
-        "0 or more, in the contract's currency. Blank: Quantity x UnitPrice; given with both, "
-        "it must agree with them.",
-        _NOT_NEGATIVE,
-    ),
-}
-
-
-def column_help(sheet: str, column: str) -> tuple[str, Check]:
-    """The prompt and the check of a column of a sheet."""
-    return _HELP.get((sheet, column)) or _HELP[column]
-
-
-_WIDTHS = {
-    "ContractId": 14,
-    "ContractName": 34,
-    "Currency": 10,
-    "PaymentTermsDays": 18,
-    "CustomerId": 14,
-    "CustomerName": 26,
-    "SplitPercent": 13,
-    "LineId": 16,
-    "RoundingCustomer": 18,
-    "LineName": 24,
-    "BillingMethod": 18,
-    "TransactionClasses": 20,
-    "NotToExceed": 13,
-    "Frequency": 13,
-    "RunDay": 14,
-    "FirstRunDate": 13,
-    "LastRunDate": 13,
-    "RRule": 24,
-    "InvoiceRunDate": 15,
-    "TransactionCutoffDate": 21,
-    "MilestoneId": 13,
-    "MilestoneName": 24,
-    "MilestoneDate": 15,
-    "Amount": 12,
-    "ReadyToInvoice": 15,
-    "TransactionId": 14,
-    "Class": 10,
-    "Date": 12,
-    "Description": 52,
-    "Resource": 16,
-    "Quantity": 10,
-    "UnitPrice": 11,
-}
-
 # Fixed document properties: the files in templates/ are reproducible byte for byte.
 GENERATED_AT = datetime(2020, 10, 1, 0, 0, 0)
 _ZIP_TIME = (2020, 10, 1, 0, 0, 0)
-
-Row = Sequence[Any]
 
 
 def build_template() -> bytes:
@@ -317,244 +77,6 @@ def build_template() -> bytes:
 def build_adatum_sample() -> bytes:
     """The seed's worked example (Adatum, October-November 2020) as an input workbook."""
     return _build(ADATUM_ROWS, title="Project invoicing sample: Adatum")
-
-
-# ---- the Adatum sample --------------------------------------------------------------------------
-# Seed: "Prototype work" fixed price with two milestones (Oct 5: 5,000 USD; Nov 3: 12,000 USD);
-# "Implementation work", Time, billed bi-weekly on Mondays (generated on the line: Oct 5, Oct 19,
-# Nov 2, Nov 16); "Expenses incurred" billed on the first Monday of the month (written out row by
-# row on InvoiceSchedule: Oct 5 with cut-off Oct 4, Nov 2 with cut-off Nov 1). A preview from
-# 2020-10-01 to 2020-11-30 gives five invoices, one per run date of the seed:
-#   Oct 5  PROTOTYPE 5,000.00 (M1) + IMPLEMENTATION 1,800.00 (T001, T002) + EXPENSES 350.00 (E001)
-#   Oct 19 IMPLEMENTATION 2,400.00 (T003 dated Oct 5, the day after the cut-off; T004)
-#   Nov 2  IMPLEMENTATION 1,500.00 (T005, T006 on the cut-off) + EXPENSES 487.70 (E002, E004)
-#   Nov 3  PROTOTYPE 12,000.00 (M2)
-#   Nov 16 IMPLEMENTATION 900.00 (T007)
-# T008 and E003 are not ready to invoice and are never invoiced.
-
-_C = "ADATUM-001"
-_D = date.fromisoformat
-_Y, _N = "Yes", "No"
-
-ADATUM_ROWS: dict[str, list[Row]] = {
-    CONTRACTS: [[_C, "Adatum implementation services", "USD", 30]],
-    CUSTOMERS: [[_C, "ADATUM", "Adatum Corporation", 100, None, _Y]],
-    CONTRACT_LINES: [
-        [
-            _C,
-            "PROTOTYPE",
-            "Prototype work",
-            BillingMethod.FIXED_PRICE.value,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ],
-        [
-            _C,
-            "IMPLEMENTATION",
-            "Implementation work",
-            BillingMethod.TIME_AND_MATERIAL.value,
-            "Time",
-            None,
-            "Biweekly",
-            "Monday",
-            _D("2020-10-05"),
-            _D("2020-11-16"),
-            None,
-        ],
-        [
-            _C,
-            "EXPENSES",
-            "Expenses incurred",
-            BillingMethod.TIME_AND_MATERIAL.value,
-            "Expense",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ],
-    ],
-    INVOICE_SCHEDULE: [
-        [_C, "EXPENSES", _D("2020-10-05"), _D("2020-10-04")],
-        [_C, "EXPENSES", _D("2020-11-02"), _D("2020-11-01")],
-    ],
-    MILESTONES: [
-        [
-            _C,
-            "PROTOTYPE",
-            "M1",
-            "Prototype: design sign-off",
-            _D("2020-10-05"),
-            Decimal("5000.00"),
-            _Y,
-        ],
-        [_C, "PROTOTYPE", "M2", "Prototype: accepted", _D("2020-11-03"), Decimal("12000.00"), _Y],
-    ],
-    TRANSACTIONS: [
-        [
-            "T001",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-09-28"),
-            "Requirements workshop",
-            "Alex Rivera",
-            8,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T002",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-10-04"),
-            "Weekend cut-over preparation (on the Oct 4 cut-off)",
-            "Alex Rivera",
-            4,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T003",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-10-05"),
-            "Configuration (day after the cut-off: Oct 19 invoice)",
-            "Sam Chen",
-            8,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T004",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-10-12"),
-            "Data migration",
-            "Sam Chen",
-            8,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T005",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-10-26"),
-            "Integration testing",
-            "Alex Rivera",
-            6,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T006",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-11-01"),
-            "Go-live support (on the Nov 1 cut-off)",
-            "Sam Chen",
-            4,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T007",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-11-09"),
-            "Hypercare",
-            "Alex Rivera",
-            6,
-            150,
-            None,
-            _Y,
-        ],
-        [
-            "T008",
-            _C,
-            "IMPLEMENTATION",
-            "Time",
-            _D("2020-10-14"),
-            "Internal rework (not ready to invoice)",
-            "Sam Chen",
-            5,
-            150,
-            None,
-            _N,
-        ],
-        [
-            "E001",
-            _C,
-            "EXPENSES",
-            "Expense",
-            _D("2020-10-04"),
-            "Flight to Adatum head office",
-            "Alex Rivera",
-            None,
-            None,
-            Decimal("350.00"),
-            _Y,
-        ],
-        [
-            "E002",
-            _C,
-            "EXPENSES",
-            "Expense",
-            _D("2020-10-05"),
-            "Hotel, two nights (after the Oct 4 cut-off: Nov 2 invoice)",
-            "Alex Rivera",
-            None,
-            None,
-            Decimal("420.50"),
-            _Y,
-        ],
-        [
-            "E003",
-            _C,
-            "EXPENSES",
-            "Expense",
-            _D("2020-10-20"),
-            "Team dinner (not ready to invoice)",
-            "Sam Chen",
-            None,
-            None,
-            Decimal("180.00"),
-            _N,
-        ],
-        [
-            "E004",
-            _C,
-            "EXPENSES",
-            "Expense",
-            _D("2020-10-30"),
-            "Mileage, 120 km at 0.56",
-            "Sam Chen",
-            120,
-            Decimal("0.56"),
-            None,
-            _Y,
-        ],
-    ],
-}
 
 
 # ---- building -----------------------------------------------------------------------------------
@@ -582,7 +104,7 @@ def _sheet(wb: Workbook, sheet: str, columns: tuple[str, ...], rows: Iterable[Ro
     print_setup(ws)  # like the invoice workbook: landscape, one page wide, header on every page
     for index, column in enumerate(columns, start=1):
         dim = ws.column_dimensions[get_column_letter(index)]
-        dim.width = max(_WIDTHS.get(column, 14), header_width(column))
+        dim.width = max(WIDTHS.get(column, 14), header_width(column))
         if column in DATE_COLUMNS:
             dim.number_format = DATE_FORMAT  # a date typed into a new row shows as a date
         elif column in ID_COLUMNS:
@@ -653,42 +175,13 @@ def _validation(sheet: str, column: str, letter: str) -> DataValidation:
     return validation
 
 
-# ---- the Instructions sheet ---------------------------------------------------------------------
+REQUIRED_FILL = PatternFill(fill_type="solid", fgColor="F8CBAD")  # orange: fill in on every row
+OPTIONAL_FILL = HEADER_FILL  # the invoice workbook's header blue
 
-INSTRUCTIONS_TITLE = "How to fill in this workbook"
-INSTRUCTIONS: tuple[str, ...] = (
-    "One sheet per kind of record: the header in row 1 (keep the header names as they are), one "
-    "record per row.",
-    "Contracts, Customers and ContractLines are required; InvoiceSchedule, Milestones and "
-    "Transactions may stay empty.",
-    "An orange header marks a required column: fill it in on every row. A blue header is "
-    "optional. Select a cell to see what its column takes.",
-    "Dates: a real date, or text YYYY-MM-DD (2020-10-05). 03/04/2020 is ambiguous and rejected.",
-    "Numbers: plain numbers (1234.5, never 1.234,5). Amounts have at most the currency's decimals, "
-    "Quantity and UnitPrice at most 6, SplitPercent at most 4.",
-    "SplitPercent is a percentage: 60 means 60 % (a cell formatted as a percentage, 60 %, is "
-    "read as 60 too).",
-    "Ids are text: the id columns are formatted as text, so 00123 stays 00123. Any printable "
-    "character may be part of an id.",
-    "Yes/No columns take Yes, No, True, False, Y, N, 1 or 0; blank is No.",
-    "A workbook with any problem is rejected whole, every problem listed as Sheet!Cell: what to "
-    "fix. Preview it first; nothing is imported until it is clean.",
-    f"This {INSTRUCTIONS_SHEET} sheet is not read: keep it, or delete it.",
-)
-INSTRUCTIONS_COLUMNS = ("Sheet", "Column", "Required", "What to enter")
 _INSTRUCTION_WIDTHS = (18, 22, 10, 110)
 _TITLE_FONT = Font(name="Calibri", size=14, family=2, scheme="minor", bold=True)
 _TOP = Alignment(vertical="top")
 _WRAP = Alignment(wrap_text=True, vertical="top")
-
-
-def instructions_rows() -> list[tuple[str, ...]]:
-    """The column reference on the Instructions sheet: (sheet, column, "Yes" or "", prompt)."""
-    return [
-        (sheet, column, "Yes" if (sheet, column) in REQUIRED else "", column_help(sheet, column)[0])
-        for sheet, columns in SHEETS.items()
-        for column in columns
-    ]
 
 
 def _instructions(wb: Workbook) -> None:
