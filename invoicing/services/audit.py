@@ -29,6 +29,7 @@ from invoicing.shares import item_amounts, item_entries, share_records, state_fr
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Partition, Store
+from invoicing.tax import invoice_tax
 
 ZERO = Decimal(0)
 
@@ -255,6 +256,24 @@ def invoice_sums(facts: ContractFacts) -> list[str]:
     return found
 
 
+def tax_sums(facts: ContractFacts) -> list[str]:
+    """E2: the header's TaxAmount is its lines' tax, per (category, percent) group rounded once,
+    and GrossAmount is Amount plus TaxAmount (a header stored before E2 carries neither)."""
+    found = []
+    for invoice_id, inv in facts.invoices.items():
+        header = facts.part.headers[invoice_id]
+        if header.get("TaxAmount") is None and header.get("GrossAmount") is None:
+            continue
+        tax = invoice_tax(inv)
+        stored = (codec.undec(header.get("TaxAmount")), codec.undec(header.get("GrossAmount")))
+        if stored != (tax.tax, tax.gross):
+            found.append(
+                f"{_where(facts, invoice_id)}: tax {stored[0]} and gross {stored[1]} stored, "
+                f"its lines give {tax.tax} and {tax.gross} (E2)"
+            )
+    return found
+
+
 def numbers_only_on_confirmed(facts: ContractFacts) -> list[str]:
     """R16: a confirmed invoice has a number; nothing else has one."""
     found = []
@@ -411,6 +430,7 @@ CONTRACT_CHECKS: tuple[Callable[[ContractFacts], list[str]], ...] = (
     no_pending_invoice,
     invoices_committed_and_indexed,
     invoice_sums,
+    tax_sums,
     numbers_only_on_confirmed,
     shares_invoiced_once,
     not_to_exceed_kept,

@@ -82,7 +82,7 @@ def adjust(
         if not changed:
             return invoice  # already so: adjusting twice changes nothing
         pk = encode_key(contract_id)
-        new_header = {**header, "Amount": str(adjusted.amount)}
+        new_header = codec.with_amounts(header, adjusted)
         if adjusted.status is Status.CANCELLED:
             new_header["Status"] = Status.CANCELLED.value
         lines = codec.line_entities(pk, adjusted)

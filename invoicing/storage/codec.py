@@ -109,6 +109,16 @@ def cancelled(header: Mapping[str, Any]) -> dict[str, Any]:
     return {**header, "Status": Status.CANCELLED.value}
 
 
+def with_amounts(header: Mapping[str, Any], inv: Invoice) -> dict[str, Any]:
+    """The header with ``inv``'s amount and tax (R22: a draft whose details changed)."""
+    return {**header, **_amounts(inv)}
+
+
+def _amounts(inv: Invoice) -> dict[str, str]:
+    tax = invoice_tax(inv)  # E2, X5: kept beside the lines so that audit can check the sums
+    return {"Amount": str(inv.amount), "TaxAmount": str(tax.tax), "GrossAmount": str(tax.gross)}
+
+
 def is_credit_note(header: Mapping[str, Any]) -> bool:
     return header.get("DocumentType") == DocumentType.CREDIT_NOTE.value
 
@@ -259,6 +269,15 @@ def _schedule(doc: dict[str, Any] | None) -> Any:
         month_days=tuple(month_days),
         rrule=doc["rrule"],
     )
+
+
+def schedule_doc(schedule: Any) -> dict[str, Any] | None:
+    """A schedule as stored in the configuration document (the due-date index keeps them too)."""
+    return _schedule_doc(schedule)
+
+
+def schedule_from_doc(doc: dict[str, Any] | None) -> Any:
+    return _schedule(doc)
 
 
 def line_doc(line: ContractLine) -> dict[str, Any]:
@@ -436,12 +455,9 @@ def header_entity(pk: str, inv: Invoice, status: str) -> dict[str, Any]:
         "InvoiceDate": inv.invoice_date.isoformat(),
         "DueDate": inv.due_date.isoformat(),
         "Currency": inv.currency,
-        "Amount": str(inv.amount),
+        **_amounts(inv),
         "LineCount": len(inv.lines),
     }
-    tax = invoice_tax(inv)  # E2, X5: kept beside the lines so that audit can check the sums
-    entity["TaxAmount"] = str(tax.tax)
-    entity["GrossAmount"] = str(tax.gross)
     if inv.invoice_number is not None:
         entity["Number"] = inv.invoice_number
     if inv.is_credit_note:

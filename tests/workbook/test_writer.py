@@ -11,18 +11,17 @@ from decimal import Decimal
 import pytest
 from openpyxl import Workbook, load_workbook
 
-from invoicing.model import Outcome, Status
-from invoicing.workbook.safe import clean_text, text_cell, text_value
-from invoicing.workbook.writer import (
+from invoicing.model import Outcome, Status, TaxCategory
+from invoicing.workbook.layout import (
     DETAIL_COLUMNS,
     INVOICE_COLUMNS,
     LINE_COLUMNS,
+    PERCENT_FORMAT,
     RUN_LOG_COLUMNS,
-    invoice_workbook_bytes,
     money_format,
-    plain_rows,
-    write_invoice_workbook,
 )
+from invoicing.workbook.safe import clean_text, text_cell, text_value
+from invoicing.workbook.writer import invoice_workbook_bytes, plain_rows, write_invoice_workbook
 from tests.support.invoices import (
     D,
     detail,
@@ -137,16 +136,18 @@ def test_an_empty_sheet_keeps_a_valid_table_of_header_plus_one_blank_row():
 def test_invoice_rows_carry_the_invoice_fields():
     usd = sample_invoices()[2]
     rows = read_invoice_workbook(invoice_workbook_bytes([usd], []))
-    # X5 columns follow X1-X3's; empty trailing cells (tax, Decision) are not read back
+    # X5 columns follow X1-X3's (an untaxed line is exempt at 0, E2's default); empty trailing
+    # cells (Decision) are not read back
     assert [_trimmed(r) for r in rows["Invoices"]] == [(
         usd.invoice_id, None, "Draft", "C1", "Contract one", "K1", "Customer one",
         date(2020, 10, 5), date(2020, 11, 4), "USD", Decimal("6200.10"), Decimal(2),
-        "Invoice", None, Decimal("6200.10"),
+        "Invoice", None, Decimal("6200.10"), Decimal(0), Decimal("6200.10"),
     )]
     assert [_trimmed(r) for r in rows["InvoiceLines"]] == [
         (usd.invoice_id, 1, "L1", "Line one", "Time and material", date(2020, 10, 4),
-         Decimal("1200.10")),
-        (usd.invoice_id, 2, "FP", "Prototype work", "Fixed price", None, Decimal("5000")),
+         Decimal("1200.10"), "E", Decimal(0)),
+        (usd.invoice_id, 2, "FP", "Prototype work", "Fixed price", None, Decimal("5000"), "E",
+         Decimal(0)),
     ]
     assert [_trimmed(r) for r in rows["InvoiceLineDetails"]] == [
         (usd.invoice_id, 1, "Transaction", "T1", "Time", date(2020, 10, 1), "work",
@@ -156,6 +157,30 @@ def test_invoice_rows_carry_the_invoice_fields():
         (usd.invoice_id, 2, "Milestone", "M1", None, date(2020, 10, 1), "Prototype",
          None, None, Decimal(100), Decimal("5000"), "Invoiced"),
     ]
+
+
+def test_invoice_rows_carry_tax_per_group_and_lines_their_category_and_percent():
+    taxed = [
+        line(n, [detail(f"T{n}", "10.01")])._replace(
+            tax_category=TaxCategory.STANDARD, tax_percent=Decimal("20")
+        )
+        for n in (1, 2, 3)
+    ]
+    exempt = line(4, [detail("T4", "5.00")])._replace(tax_category=TaxCategory.EXEMPT)
+    inv = invoice(lines=[*taxed, exempt])
+    data = invoice_workbook_bytes([inv], [])
+    wb = load(data)
+    header = [c.value for c in wb["Invoices"][1]]
+    row = dict(zip(header, read_invoice_workbook(data)["Invoices"][0], strict=False))
+    # 30.03 at 20 % is 6.006, rounded once for the group: 6.01 (three lines rounded apart: 6.00)
+    assert (row["NetAmount"], row["TaxAmount"], row["GrossAmount"]) == (
+        Decimal("35.03"), Decimal("6.01"), Decimal("41.04")
+    )
+    lines_header = [c.value for c in wb["InvoiceLines"][1]]
+    tax_columns = [lines_header.index("TaxCategory"), lines_header.index("TaxPercent")]
+    lines = [[r[i].value for i in tax_columns] for r in wb["InvoiceLines"].iter_rows(min_row=2)]
+    assert lines == [["S", 20], ["S", 20], ["S", 20], ["E", 0]]
+    assert wb["InvoiceLines"].cell(2, tax_columns[1] + 1).number_format == PERCENT_FORMAT
 
 
 def test_fixed_price_lines_have_no_cutoff_and_milestone_details_no_class_quantity_or_price():

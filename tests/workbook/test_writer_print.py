@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from invoicing.workbook.writer import (
+from invoicing.workbook.layout import (
     DETAIL_COLUMNS,
     HEADER_FILL,
     INVOICE_COLUMNS,
@@ -31,9 +31,8 @@ from invoicing.workbook.writer import (
     SHEETS,
     TEXT_WIDTH_CAP,
     header_width,
-    invoice_workbook_bytes,
-    write_invoice_workbook,
 )
+from invoicing.workbook.writer import invoice_workbook_bytes, write_invoice_workbook
 from tests.support.invoices import detail, invoice, line, log_entry, read_invoice_workbook
 
 
