@@ -59,3 +59,13 @@ class BadRequest(Exception):
     (``--date`` on the command line, ``date`` over HTTP). The command line exits 2 with the
     message on stderr; every HTTP handler answers 400 problem+json with it as ``detail``.
     """
+
+
+class DocumentRefused(Exception):
+    """An invoice document (E3) that cannot be made: party data EN 16931 requires is missing, a
+    cancelled invoice, a tax combination no e-invoice can state. ``problems`` lists every reason
+    at once; the command line exits 2 with each on stderr, HTTP answers 409 with the list."""
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems) or "the document cannot be made")

@@ -28,7 +28,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-from invoicing.errors import BadRequest, InputRejected, UploadRejected
+from invoicing.errors import BadRequest, DocumentRefused, InputRejected, UploadRejected
 from invoicing.settings import SettingsError
 from invoicing.storage.errors import (
     AlreadyCredited,
@@ -75,6 +75,11 @@ def _problems(exc: BaseException) -> str:
     assert isinstance(exc, InputRejected)
     count = f"{exc.total:,} error(s); nothing was written"
     return "\n".join([*(str(p) for p in exc.problems), count])
+
+
+def _refusals(exc: BaseException) -> str:
+    assert isinstance(exc, DocumentRefused)
+    return "\n".join([*(f"error: {p}" for p in exc.problems), "no document was written"])
 
 
 def _problem_count(exc: BaseException) -> str:
@@ -157,6 +162,14 @@ def table() -> tuple[Outcome, ...]:
         Outcome(InputRejected, EXIT_INVALID, 422, stderr=_problems, detail=_problem_count),
         Outcome(UploadRejected, EXIT_INVALID, 415, own_status=True),
         Outcome(BadRequest, EXIT_INVALID, 400),  # the command line's UsageError too
+        # E3: the store lacks what EN 16931 requires (party data, a live invoice): fix, retry
+        Outcome(
+            DocumentRefused,
+            EXIT_INVALID,
+            409,
+            title="The document cannot be made",
+            stderr=_refusals,
+        ),
         # the app's own configuration
         Outcome(SettingsError, EXIT_ERROR, UNEXPECTED_STATUS),
         # storage-backed operations (invoicing.storage.errors)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 
 from invoicing.errors import BadRequest, UploadRejected
 from invoicing.model import EARLIEST_RUN_DATE, LATEST_RUN_DATE, Status
@@ -120,6 +121,33 @@ def parse_status(text: str | None, name: str) -> Status | None:
             return status
     choices = ", ".join(s.value for s in Status)
     raise BadRequest(f'{name} "{_shown(text or "")}" is not one of {choices}')
+
+
+class DocumentFormat(StrEnum):
+    """What ``document`` and H15 make of an invoice (E3)."""
+
+    PDF = "pdf"
+    CII = "cii"  # Factur-X / ZUGFeRD Cross-Industry-Invoice, profile EN 16931
+    UBL = "ubl"  # UBL 2.1 invoice or credit note (Peppol BIS Billing 3.0)
+
+
+# ``xml`` is the SPEC's name (H15, C) for the e-invoice: the CII that a confirmed PDF embeds.
+_FORMAT_NAMES = {
+    "pdf": DocumentFormat.PDF,
+    "xml": DocumentFormat.CII,
+    "cii": DocumentFormat.CII,
+    "ubl": DocumentFormat.UBL,
+}
+
+
+def parse_format(text: str | None, name: str) -> DocumentFormat:
+    """A document format: pdf (the default when blank), xml (= cii), cii or ubl, any case."""
+    if _blank(text):
+        return DocumentFormat.PDF
+    found = _FORMAT_NAMES.get((text or "").strip().lower())
+    if found is None:
+        raise BadRequest(f'{name} "{_shown(text or "")}" is not one of pdf, xml, cii, ubl')
+    return found
 
 
 # ---- the upload cap (L1) ---------------------------------------------------------------------

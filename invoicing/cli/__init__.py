@@ -139,6 +139,21 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
     return storage.decide_command(read_upload(args.workbook, settings), settings)
 
 
+def cmd_document(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import storage
+
+    fmt = requests.parse_format(args.format, "--format")
+    return storage.document_command(args.id, fmt, args.output, settings)
+
+
+def cmd_documents(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import storage
+
+    start, end = requests.date_bounds(args.start, args.end, requests.CLI)
+    fmt = requests.parse_format(args.format, "--format")
+    return storage.documents_command(fmt, args.output, settings, start, end, args.contract)
+
+
 def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     from invoicing.cli import storage
 
@@ -207,6 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decide", help="apply the decisions marked in an invoice workbook (R23)")
     p.add_argument("workbook")
     p.set_defaults(handler=cmd_decide)
+
+    p = sub.add_parser("document", help="an invoice or credit note as PDF or e-invoice XML (E3)")
+    p.add_argument("id", metavar="ID")
+    p.add_argument("--format", metavar="{pdf,xml,cii,ubl}", help="default pdf; xml is cii")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(handler=cmd_document)
+
+    p = sub.add_parser("documents", help="the documents of every invoice of a range, one file each")
+    p.add_argument("--from", dest="start")
+    p.add_argument("--to", dest="end")
+    p.add_argument("--contract")
+    p.add_argument("--format", metavar="{pdf,xml,cii,ubl}", help="default pdf; xml is cii")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.set_defaults(handler=cmd_documents)
 
     p = sub.add_parser("ledger", help="the run ledger: one line per run date (S6)")
     p.set_defaults(handler=cmd_ledger)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 from invoicing import services
 from invoicing.cli.text import decisions_text, import_text, ledger_line, run_text
 from invoicing.model import Invoice, Status
-from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_OK, outcome_of
+from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_INVALID, EXIT_OK, outcome_of
+from invoicing.requests import DocumentFormat
 from invoicing.services import Progress
 from invoicing.settings import Settings
 from invoicing.storage.errors import NotFound, WrongState
@@ -126,6 +128,51 @@ def decide_command(data: bytes, settings: Settings) -> int:
     result = services.decide_upload(data, settings)
     print(decisions_text(result))
     return EXIT_OK
+
+
+def document_command(invoice_id: str, fmt: DocumentFormat, output: str, settings: Settings) -> int:
+    from invoicing.cli import write_output
+
+    document = services.invoice_document(services.open_store(settings), invoice_id, fmt)
+    write_output(output, document.content)
+    print(f"{document.invoice_id}: {fmt.value} written to {output}")
+    return EXIT_OK
+
+
+def documents_command(
+    fmt: DocumentFormat,
+    directory: str,
+    settings: Settings,
+    start: date | None,
+    end: date | None,
+    contract: str | None,
+) -> int:
+    """One file per live invoice and credit note of the range, named by its number (or id). An
+    invoice that cannot have a document is said on stderr with every reason; the others are
+    written, and the exit code is 2 when any was refused."""
+    from invoicing.cli import UsageError, write_output
+
+    folder = Path(directory)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{directory}: not a directory")
+    written = refused = 0
+    watched = sys.stderr.isatty()
+    for done, result in enumerate(
+        services.range_documents(services.open_store(settings), fmt, start, end, contract), 1
+    ):
+        if isinstance(result, tuple):
+            invoice_id, error = result
+            print(f"{invoice_id}: {error}", file=sys.stderr)
+            refused += 1
+        else:
+            write_output(str(folder / result.filename), result.content)
+            written += 1
+        if watched:
+            print(f"\rdocuments: {done}", end="", file=sys.stderr, flush=True)
+    if watched:
+        print(file=sys.stderr)
+    print(f"{written} document(s) written to {directory}; {refused} refused")
+    return EXIT_INVALID if refused else EXIT_OK
 
 
 def ledger_command(settings: Settings) -> int:

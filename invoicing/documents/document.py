@@ -17,6 +17,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from invoicing.errors import DocumentRefused
 from invoicing.model import Invoice, Status
 from invoicing.money import decimals_of, minor_unit, round_half_up
 from invoicing.parties import Party, missing_fields
@@ -56,12 +57,11 @@ class DocumentType(StrEnum):
     CREDIT_NOTE = "CreditNote"
 
 
-class DocumentError(ValueError):
+class DocumentError(DocumentRefused, ValueError):
     """A document that cannot be made; ``problems`` lists every reason (409 / exit 2)."""
 
     def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
+        super().__init__(list(problems))
 
 
 class DocumentDetail(NamedTuple):

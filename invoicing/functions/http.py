@@ -12,7 +12,7 @@ from typing import Any
 import azure.functions as func
 
 from invoicing import outcomes, requests
-from invoicing.errors import BadRequest, InputRejected
+from invoicing.errors import BadRequest, DocumentRefused, InputRejected
 from invoicing.outcomes import TITLES
 from invoicing.settings import Settings
 from invoicing.views import dumps
@@ -47,6 +47,15 @@ def xlsx_response(data: bytes, filename: str) -> func.HttpResponse:
         data,
         status_code=200,
         mimetype=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def file_response(data: bytes, media_type: str, filename: str) -> func.HttpResponse:
+    return func.HttpResponse(
+        data,
+        status_code=200,
+        mimetype=media_type,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
@@ -147,4 +156,6 @@ def answer(exc: BaseException, handler: str) -> func.HttpResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, InputRejected):  # every problem, located (SPEC H)
         extra["errors"] = [p.as_dict() for p in exc.problems]
+    if isinstance(exc, DocumentRefused):  # E3: everything missing, at once
+        extra["missing"] = list(exc.problems)
     return problem(status, outcome.detail(exc), title=outcome.title_of(status), **extra)

@@ -14,6 +14,7 @@ module                 use case
 ``decisions``          decisions in bulk from the invoice workbook (R23)
 ``audit``              the store's invariants, one function each (S7)
 ``health``             storage reachable, and what needs someone (H2)
+``documents``          an invoice or credit note as PDF, CII or UBL (E3, H15)
 =====================  ============================================================
 
 API::
@@ -32,6 +33,8 @@ API::
     ledger_entries(store)                   -> list[dict]       (S6, JSON-able)
     audit(store)                            -> list[str]        (empty = passed)
     health(store) -> bool;  health_report(store) -> dict        (H2)
+    invoice_document(store, invoice_id, fmt) -> RenderedDocument (NotFound, DocumentRefused)
+    range_documents(store, fmt, start, end, contract) -> RenderedDocument | (id, refusal) ...
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from invoicing.services.audit import audit
 from invoicing.services.common import DEFAULT_WORKERS, Progress, open_store
 from invoicing.services.corrections import adjust, credit
 from invoicing.services.decisions import DecisionResult, decide, decide_upload
+from invoicing.services.documents import RenderedDocument, invoice_document, range_documents
 from invoicing.services.health import health, health_report
 from invoicing.services.imports import (
     ImportResult,
@@ -69,6 +73,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "Progress",
+    "RenderedDocument",
     "RunSummary",
     "StorageNotConfigured",
     "WrongState",
@@ -86,9 +91,11 @@ __all__ = [
     "import_portfolio",
     "import_upload",
     "import_workbook",
+    "invoice_document",
     "ledger_entries",
     "list_invoices",
     "open_store",
+    "range_documents",
     "run_daily",
     "settle_pending_number",
     "today_in",

@@ -41,6 +41,7 @@ EXPECTED = [
     ("decisions", "httpTrigger", "decisions", ["POST"], "FUNCTION"),
     ("adjust_invoice", "httpTrigger", "invoices/{id}/adjust", ["POST"], "FUNCTION"),
     ("credit_invoice", "httpTrigger", "invoices/{id}/credit", ["POST"], "FUNCTION"),
+    ("invoice_document", "httpTrigger", "invoices/{id}/document", ["GET"], "FUNCTION"),
 ]
 
 
@@ -772,3 +773,36 @@ def test_decisions_upload_applies_a_marked_workbook_and_answers_bad_cells_with_4
     assert again["done"] == {} and again["already_done"] == 1
     response = call(indexed, "decisions", "POST", body=b"not a workbook")
     assert response.status_code == 415
+
+
+# ---- H15 ----------------------------------------------------------------------------------------
+
+
+def test_document_answers_a_pdf_or_xml_attachment_and_409_lists_what_is_missing(indexed, env):
+    from invoicing import services
+    from tests.storage.documents_setup import stored_invoice
+
+    store = services.open_store(env)
+    bare = stored_invoice(store, env, seller=None, address=False)
+    refused = call(indexed, "invoice_document", route_params={"id": bare})
+    assert refused.status_code == 409
+    body = problem_of(refused)
+    assert any("seller" in m.lower() for m in body["missing"]), body
+    # the same draft once the seller and the buyer's address are uploaded
+    invoice_id = stored_invoice(store, env)
+    assert invoice_id == bare
+    pdf = call(indexed, "invoice_document", route_params={"id": invoice_id})
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    assert pdf.get_body().startswith(b"%PDF-")
+    assert f'filename="{invoice_id}.pdf"' in pdf.headers["Content-Disposition"]
+    xml = call(
+        indexed, "invoice_document", params={"format": "xml"}, route_params={"id": invoice_id}
+    )
+    assert xml.status_code == 200 and xml.mimetype == "application/xml"
+    assert b"CrossIndustryInvoice" in xml.get_body()
+    bad = call(
+        indexed, "invoice_document", params={"format": "docx"}, route_params={"id": invoice_id}
+    )
+    assert bad.status_code == 400 and "format" in problem_of(bad)["detail"]
+    missing = call(indexed, "invoice_document", route_params={"id": "INV-20991231-0000000000"})
+    assert missing.status_code == 404

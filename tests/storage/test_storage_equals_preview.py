@@ -10,20 +10,11 @@ import pytest
 from invoicing import services
 from invoicing.cli import main
 from invoicing.preview import preview_workbook
-from invoicing.settings import Settings
 from invoicing.storage.store import Store
 from tests.storage.portfolios import END, START, expected, key_log, random_book, stored, workbook
 from tests.support.invoices import read_invoice_workbook
 
 SAMPLE = Path(__file__).resolve().parents[2] / "templates" / "sample-adatum.xlsx"
-
-
-@pytest.fixture
-def cli_env(storage_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("INVOICING_STORAGE", storage_settings.storage_connection or "")
-    monkeypatch.setenv("INVOICE_TABLE_PREFIX", storage_settings.table_prefix)
-    monkeypatch.setenv("INVOICE_LEASE_SECONDS", str(storage_settings.lease_seconds))
-    return storage_settings
 
 
 def test_sample_through_the_cli_exports_exactly_what_preview_writes(cli_env, tmp_path, capsys):

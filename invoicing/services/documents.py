@@ -1,0 +1,110 @@
+"""Invoice documents from the store (E3, H15, ``document``): an invoice or credit note as a PDF, a
+Factur-X CII or a UBL e-invoice.
+
+The buyer is the invoice's customer as the contract's configuration has it now (its address and
+VAT id, E1), the seller the latest uploaded Seller sheet (W11); the lines' VAT is what the invoice
+itself carries (copied from the contract line when it was planned, so a later rate change never
+rewrites an issued invoice). Whatever EN 16931 needs and the store lacks is refused with every
+missing item at once (``DocumentRefused``: 409 / exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from invoicing.errors import DocumentRefused
+from invoicing.model import Contract, Customer, Invoice, Party, Status
+from invoicing.requests import DocumentFormat
+from invoicing.services.invoices import get_invoice, list_invoices
+from invoicing.storage.store import Store
+from invoicing.tax import LineTax
+
+MEDIA_TYPES = {
+    DocumentFormat.PDF: "application/pdf",
+    DocumentFormat.CII: "application/xml",
+    DocumentFormat.UBL: "application/xml",
+}
+SUFFIXES = {
+    DocumentFormat.PDF: ".pdf",
+    DocumentFormat.CII: ".cii.xml",
+    DocumentFormat.UBL: ".ubl.xml",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDocument:
+    invoice_id: str
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def invoice_document(store: Store, invoice_id: str, fmt: DocumentFormat) -> RenderedDocument:
+    """One invoice's or credit note's document (NotFound, DocumentRefused)."""
+    invoice = get_invoice(store, invoice_id)
+    return render(invoice, store.load(invoice.contract_id).contract(), store.seller(), fmt)
+
+
+def range_documents(
+    store: Store,
+    fmt: DocumentFormat,
+    start: date | None = None,
+    end: date | None = None,
+    contract: str | None = None,
+) -> Iterator[RenderedDocument | tuple[str, Exception]]:
+    """The documents of every live invoice and credit note dated in the range, in the export's
+    order; an invoice that cannot have one yields ``(invoice_id, the refusal)`` instead, so one
+    customer's missing address never stops the others' documents."""
+    invoices, _ = list_invoices(store, start, end, contract=contract)
+    seller = store.seller()
+    contracts: dict[str, Contract | None] = {}
+    for invoice in invoices:
+        if invoice.status is Status.CANCELLED:
+            continue
+        if invoice.contract_id not in contracts:
+            contracts[invoice.contract_id] = store.load(invoice.contract_id).contract()
+        try:
+            yield render(invoice, contracts[invoice.contract_id], seller, fmt)
+        except DocumentRefused as refused:
+            yield invoice.invoice_id, refused
+
+
+def render(
+    invoice: Invoice, contract: Contract | None, seller: Party | None, fmt: DocumentFormat
+) -> RenderedDocument:
+    """The document of ``invoice`` (no storage): DocumentRefused with every problem at once."""
+    from invoicing.documents.cii import build_cii
+    from invoicing.documents.document import document_from_invoice
+    from invoicing.documents.pdf import render_pdf
+    from invoicing.documents.ubl import build_ubl
+
+    customer = _customer(contract, invoice.customer_id) if contract else None
+    buyer = customer.party() if customer else Party(invoice.customer_name or invoice.customer_id)
+    taxes = [LineTax(line.tax_category, line.tax_percent) for line in invoice.lines]
+    document = document_from_invoice(invoice, seller, buyer, taxes)
+    if fmt is DocumentFormat.PDF:
+        content = render_pdf(document)
+    elif fmt is DocumentFormat.CII:
+        content = build_cii(document)
+    else:
+        content = build_ubl(document)
+    name = (invoice.invoice_number if invoice.status is Status.CONFIRMED else None) or (
+        invoice.invoice_id
+    )
+    return RenderedDocument(invoice.invoice_id, content, MEDIA_TYPES[fmt], _file_name(name, fmt))
+
+
+def _customer(contract: Contract, customer_id: str) -> Customer | None:
+    """The contract's customer (or a line's own customer, R2) with that id: the first that has
+    an address, since a customer may be listed once per line with its address on one row."""
+    found = [c for c in contract.customers if c.customer_id == customer_id]
+    found += [c for line in contract.lines for c in line.customers if c.customer_id == customer_id]
+    with_address = [c for c in found if c.country_code]
+    return (with_address or found or [None])[0]
+
+
+def _file_name(name: str, fmt: DocumentFormat) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return safe + SUFFIXES[fmt]
