@@ -13,34 +13,41 @@ walks the dates in order, and the result is frozen into immutable records at the
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any, NamedTuple
 
+from invoicing.details import (
+    INVOICE_TAIL,
+    LINE_TAIL,
+    LOG_TAIL,
+    PerCustomer,
+    Split,
+    new_record,
+    share_items,
+)
 from invoicing.gcpause import cyclic_gc_paused
 from invoicing.model import (
     BillingMethod,
     Contract,
     ContractLine,
-    Customer,
     Detail,
     Invoice,
     InvoiceLine,
     ItemKey,
     LogEntry,
-    Milestone,
     Outcome,
     Portfolio,
     Share,
     SourceType,
     Status,
-    Transaction,
     rounding_index,
 )
-from invoicing.money import ZERO, minor_unit, split_amount
+from invoicing.money import ZERO, minor_unit
 from invoicing.runlog import held_note, invoiced_note, skipped_note
 from invoicing.shares import ContractState, state_from_invoices
 
@@ -60,14 +67,18 @@ __all__ = [
 ]
 
 UNIT_SEPARATOR = "\u001f"
-TRANSACTION = SourceType.TRANSACTION
+
+try:  # CPython's own SHA-256: the same digest, without OpenSSL's set-up cost on a 40-byte text
+    from _sha256 import sha256 as _sha256  # Python 3.11
+except ImportError:  # pragma: no cover - 3.12 merged it into _sha2; else OpenSSL's
+    try:
+        from _sha2 import sha256 as _sha256  # type: ignore[no-redef]
+    except ImportError:
+        _sha256 = hashlib.sha256  # type: ignore[assignment]
+TRANSACTION, MILESTONE = SourceType.TRANSACTION, SourceType.MILESTONE
 INVOICED, SKIPPED, HELD = Outcome.INVOICED, Outcome.SKIPPED, Outcome.HELD
 
-Candidate = tuple[date, ItemKey, Milestone | Transaction]
 DueLine = tuple[ContractLine, date | None]  # a due line and its cut-off (T&M) or None (FP)
-Split = tuple[tuple[Customer, ...], list[Decimal], int]  # customers, percents, rounding index
-# customer id -> (line, cutoff, details, amount) per due line with a share, in line order
-PerCustomer = dict[str, list[tuple[ContractLine, date | None, list[Detail], Decimal]]]
 ScheduleCache = dict[object, dict[date, date]]
 
 
@@ -101,6 +112,16 @@ def date_range(start: date, end: date) -> list[date]:
 # ---- the index: a contract's candidates and due lines, computed once ----------------------------
 
 
+class Candidates(NamedTuple):
+    """One line's invoicable items in (date, id) order, with their dates, keys and amounts in
+    parallel lists: planning a date bisects the dates up to its cut-off and slices the rest."""
+
+    items: list[Any]  # the line's milestones (FP) or transactions (T&M)
+    dates: list[date]
+    keys: list[ItemKey]
+    amounts: list[Decimal]
+
+
 @dataclass(frozen=True, slots=True)
 class ContractIndex:
     """A contract's invoicable items per line, filtered and sorted once, and its due lines on
@@ -112,11 +133,15 @@ class ContractIndex:
     longer fit its line: such items stay in the backlog, never invoiced.
     """
 
-    candidates: Mapping[str, list[Candidate]]
+    candidates: Mapping[str, Candidates]
     splits: Mapping[str, Split]  # per line: the R2 override or the contract's customers
     customer_names: Mapping[str, str]
     places: int
     due: Mapping[date, tuple[DueLine, ...]]  # R8: per run date, its due lines in line order
+
+
+_by_date_and_milestone = attrgetter("date", "milestone_id")
+_by_date_and_transaction = attrgetter("date", "transaction_id")
 
 
 def index_contract(
@@ -130,7 +155,7 @@ def index_contract(
     portfolio use a handful of schedules), so the date arithmetic runs once per distinct schedule.
     """
     lines = {line.line_id: line for line in contract.lines}
-    candidates: dict[str, list[Candidate]] = {line_id: [] for line_id in lines}
+    picked: dict[str, list[Any]] = {line_id: [] for line_id in lines}
     milestone_dates: dict[str, set[date]] = {}
     fixed = BillingMethod.FIXED_PRICE
     for m in contract.milestones:
@@ -138,21 +163,25 @@ def index_contract(
         if line is None or line.billing_method is not fixed:
             continue
         milestone_dates.setdefault(m.line_id, set()).add(m.date)
-        if m.ready and m.amount != 0:
-            candidates[m.line_id].append((m.date, (SourceType.MILESTONE, m.milestone_id), m))
+        if m.ready and m.amount:
+            picked[m.line_id].append(m)
+    # per T&M line, the transaction classes it bills
+    billed = {i: line.classes for i, line in lines.items() if line.billing_method is not fixed}
     for t in contract.transactions:
-        line = lines.get(t.line_id)
-        if (
-            t.ready
-            and t.amount != 0
-            and line is not None
-            and line.billing_method is not fixed
-            and t.txn_class in line.classes
-        ):
-            candidates[t.line_id].append((t.date, (SourceType.TRANSACTION, t.transaction_id), t))
-    for items in candidates.values():
-        # (date, (kind, id)) is unique per line, so the item itself is never compared.
-        items.sort(key=_date_and_key)
+        classes = billed.get(t.line_id)
+        if classes is not None and t.ready and t.amount and t.txn_class in classes:
+            picked[t.line_id].append(t)
+    candidates: dict[str, Candidates] = {}
+    for line_id, items in picked.items():
+        # A line holds one kind of item, and (date, id) is unique per kind: a total order.
+        if lines[line_id].billing_method is fixed:
+            items.sort(key=_by_date_and_milestone)
+            keys = [(MILESTONE, m.milestone_id) for m in items]
+        else:
+            items.sort(key=_by_date_and_transaction)
+            keys = [(TRANSACTION, t.transaction_id) for t in items]
+        dates = [item.date for item in items]
+        candidates[line_id] = Candidates(items, dates, keys, [item.amount for item in items])
     splits: dict[str, Split] = {}
     names = {c.customer_id: c.name for c in contract.customers}
     for line in contract.lines:
@@ -210,7 +239,7 @@ def plan_dates(
 ) -> list[ContractPlan]:
     """Plan one contract for each of ``run_dates`` in order, each date's state feeding the next
     (how the store plans the dates a run has not committed yet)."""
-    planner = _Planner.start(contract, index_contract(contract, run_dates), state)
+    planner = _Planner.start(contract, index_contract(contract, run_dates), state, {})
     plans = []
     for run_date in run_dates:
         invoices, log = planner.plan_day(run_date)
@@ -235,8 +264,9 @@ def _plan_range(
     portfolio: Portfolio, days: list[date], states: Mapping[str, ContractState]
 ) -> RangePlan:
     cache: ScheduleCache = {}
+    day_ids: dict[date, tuple[bytes, str]] = {}  # shared by the planners: one text per date
     planners = [
-        _Planner.start(c, index_contract(c, days, cache), states.get(c.contract_id))
+        _Planner.start(c, index_contract(c, days, cache), states.get(c.contract_id), day_ids)
         for c in portfolio.contracts
     ]
     # per date, the contracts with a line due then, in workbook order (the RunLog's order)
@@ -266,9 +296,16 @@ class _Planner:
     invoiced: set[ItemKey]
     nte_used: dict[str, Decimal]
     open_shares: dict[ItemKey, tuple[Share, ...]]
+    day_ids: dict[date, tuple[bytes, str]]  # run date -> (its ISO text, its invoice id prefix)
+    # no item was invoiced before this call: every candidate at or past a line's progress is
+    # open, unless the not-to-exceed held an item (progress then stays at the first held one)
+    fresh: bool
     # per line: every candidate before this position is invoiced (a range skips them next date)
     progress: dict[str, int] = field(default_factory=dict)
     touched: bool = False
+    # per customer, the hashed text of its invoice ids before the date (``_invoice_id``)
+    id_prefixes: dict[str, bytes] = field(default_factory=dict)
+    payment_terms: timedelta = timedelta(0)
 
     @classmethod
     def start(
@@ -276,11 +313,20 @@ class _Planner:
         contract: Contract,
         index: ContractIndex,
         state: ContractState | None,
+        day_ids: dict[date, tuple[bytes, str]],
     ) -> _Planner:
+        terms = timedelta(days=contract.payment_terms_days)
         if state is None:
-            return cls(contract, index, set(), {}, {})
+            return cls(contract, index, set(), {}, {}, day_ids, True, payment_terms=terms)
         return cls(
-            contract, index, set(state.invoiced), dict(state.nte_used), dict(state.open_shares)
+            contract,
+            index,
+            set(state.invoiced),
+            dict(state.nte_used),
+            dict(state.open_shares),
+            day_ids,
+            not state.invoiced,
+            payment_terms=terms,
         )
 
     def state(self) -> ContractState:
@@ -296,91 +342,90 @@ class _Planner:
         (to the given lists, else to new ones) and record what they took."""
         invoices = [] if invoices is None else invoices
         log = [] if log is None else log
-        due = self.index.due.get(run_date)
+        index = self.index
+        due = index.due.get(run_date)
         if not due:
             return invoices, log  # no line due: nothing to plan, nothing to log (R8)
         self.touched = True
-        contract, index = self.contract, self.index
+        contract = self.contract
         contract_id, currency = contract.contract_id, contract.currency
+        lines, splits = index.candidates, index.splits
         per_customer: PerCustomer = {}
         names: dict[str, str] = {}  # customers of fixed shares the splits no longer list
+        progress = self.progress
         for line, cutoff in due:
             line_id = line.line_id
+            candidates = lines[line_id]
             # R9: a due FP line takes milestones dated up to D; a due T&M line up to its cut-off.
-            taken, held, fixed, total, used = self._take(
-                line, run_date if cutoff is None else cutoff
-            )
+            start = progress.get(line_id, 0)
+            end = bisect_right(candidates.dates, run_date if cutoff is None else cutoff, start)
+            if end == start:  # nothing new up to the cut-off (most due lines of a long range)
+                note = skipped_note(cutoff, 0)
+                entry = (run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency)
+                log.append(new_record(LogEntry, entry + LOG_TAIL))
+                continue
+            taken, held, fixed, total, used = self._take(line, candidates, start, end)
             if taken:
-                split = index.splits[line_id]
-                _share(line, cutoff, taken, total, split, index.places, per_customer, fixed)
+                split, places = splits[line_id], index.places
+                share_items(line, cutoff, taken, total, split, places, per_customer, fixed)
                 for shares in fixed.values():
                     for s in shares:
                         names.setdefault(s.customer_id, s.customer_name)
                 note = invoiced_note(cutoff, len(held))
-                log.append(
-                    LogEntry(
-                        run_date, contract_id, line_id, INVOICED, len(taken), total, note, currency
-                    )
-                )
+                count = len(taken)
+                entry = (run_date, contract_id, line_id, INVOICED, count, total, note, currency)
             else:
                 note = skipped_note(cutoff, len(held))
-                log.append(
-                    LogEntry(run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency)
-                )
+                entry = (run_date, contract_id, line_id, SKIPPED, 0, ZERO, note, currency)
+            log.append(new_record(LogEntry, entry + LOG_TAIL))
             for item in held:
                 note = held_note(item, line.not_to_exceed, used)
                 log.append(
                     LogEntry(run_date, contract_id, line_id, HELD, 1, item.amount, note, currency)
                 )
-        known = index.customer_names
-        for customer_id in sorted(per_customer):
-            name = known.get(customer_id) or names.get(customer_id, "")
-            invoices.append(
-                _invoice(contract, customer_id, name, run_date, per_customer[customer_id])
-            )
+        if per_customer:
+            known = index.customer_names
+            for customer_id in sorted(per_customer):
+                name = known.get(customer_id) or names.get(customer_id, "")
+                lines_of = per_customer[customer_id]
+                invoices.append(self._invoice(customer_id, name, run_date, lines_of))
         return invoices, log
 
     def _take(
-        self, line: ContractLine, limit_date: date
-    ) -> tuple[
-        Sequence[Any], Sequence[Any], Mapping[ItemKey, tuple[Share, ...]], Decimal, Decimal
-    ]:
-        """The line's candidates up to ``limit_date`` not yet invoiced: (taken, held by the
-        not-to-exceed, the fixed shares of the taken items that have them, amount taken, the
-        line's not-to-exceed use after)."""
+        self, line: ContractLine, candidates: Candidates, position: int, end: int
+    ) -> tuple[Sequence[Any], Sequence[Any], Mapping[ItemKey, tuple[Share, ...]], Decimal, Decimal]:
+        """The line's candidates from ``position`` to ``end`` (its first one past the cut-off)
+        not yet invoiced: (taken, held by the not-to-exceed, the fixed shares of the taken items
+        that have them, amount taken, the line's not-to-exceed use after)."""
         line_id = line.line_id
-        candidates = self.index.candidates[line_id]
+        limit = line.not_to_exceed
         invoiced, open_shares = self.invoiced, self.open_shares
-        position = self.progress.get(line_id, 0)
-        count = len(candidates)
-        if position >= count or candidates[position][0] > limit_date:
-            # nothing new up to the cut-off (most due lines of a long range): answer at once
-            used = self.nte_used.get(line_id, ZERO) if line.not_to_exceed is not None else ZERO
-            return _NOTHING, _NOTHING, _NO_SHARES, ZERO, used
+        if limit is None and not open_shares:
+            # the hot path of a large range (P2): no limit to check, no share fixed yet
+            self.progress[line_id] = end
+            keys = candidates.keys[position:end]
+            if self.fresh:  # none of them can be invoiced yet: take them all
+                invoiced.update(keys)
+                return (
+                    candidates.items[position:end],
+                    _NOTHING,
+                    _NO_SHARES,
+                    sum(candidates.amounts[position:end], ZERO),
+                    ZERO,
+                )
+            items = candidates.items
+            taken = [items[position + i] for i, key in enumerate(keys) if key not in invoiced]
+            invoiced.update(keys)
+            return taken, _NOTHING, _NO_SHARES, sum([t.amount for t in taken], ZERO), ZERO
         first_open = -1
         taken: list[Any] = []
         held: list[Any] = []
         fixed: dict[ItemKey, tuple[Share, ...]] = {}
         total = ZERO
-        limit = line.not_to_exceed
         used = self.nte_used.get(line_id, ZERO) if limit is not None else ZERO
-        if limit is None and not open_shares:
-            # the hot path of a large range (P2): no limit to check, no share fixed yet
-            while position < count:
-                item_date, key, item = candidates[position]
-                if item_date > limit_date:
-                    break
-                if key not in invoiced:
-                    taken.append(item)
-                    invoiced.add(key)
-                    total += item.amount
-                position += 1
-            self.progress[line_id] = position
-            return taken, held, fixed, total, used
-        while position < count:
-            item_date, key, item = candidates[position]
-            if item_date > limit_date:
-                break
+        items, keys = candidates.items, candidates.keys
+        for i in range(position, end):
+            key, item = keys[i], items[i]
             shares = open_shares.get(key) if open_shares else None
             if (
                 shares is not None
@@ -396,7 +441,7 @@ class _Planner:
                 if limit is not None and used + amount > limit:
                     held.append(item)
                     if first_open < 0:
-                        first_open = position
+                        first_open = i
                 else:
                     used += amount
                     total += amount
@@ -405,184 +450,73 @@ class _Planner:
                     if shares is not None:
                         fixed[key] = shares
                         del open_shares[key]
-            position += 1
-        self.progress[line_id] = position if first_open < 0 else first_open
+        self.progress[line_id] = end if first_open < 0 else first_open
         if limit is not None:
             self.nte_used[line_id] = used
         return taken, held, fixed, total, used
 
+    def _invoice(
+        self,
+        customer_id: str,
+        customer_name: str,
+        run_date: date,
+        lines: list[tuple[ContractLine, date | None, list[Detail], Decimal]],
+    ) -> Invoice:
+        contract = self.contract
+        invoice_lines = tuple(
+            [
+                new_record(
+                    InvoiceLine,
+                    (  # noqa: RUF005
+                        number,
+                        line.line_id,
+                        line.name,
+                        line.billing_method,
+                        cutoff,
+                        amount,
+                        tuple(details),
+                        line.tax_category,
+                        line.tax_percent,
+                    )
+                    + LINE_TAIL,
+                )
+                for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
+            ]
+        )
+        total = lines[0][3] if len(lines) == 1 else sum([line[3] for line in lines], ZERO)
+        return new_record(
+            Invoice,
+            (  # noqa: RUF005
+                self._invoice_id(customer_id, run_date),
+                contract.contract_id,
+                contract.name,
+                customer_id,
+                customer_name,
+                run_date,
+                run_date + self.payment_terms,
+                contract.currency,
+                total,
+                invoice_lines,
+            )
+            + INVOICE_TAIL,
+        )
+
+    def _invoice_id(self, customer_id: str, run_date: date) -> str:
+        """``invoice_id``, with the hash of the (contract, customer) prefix and each date's text
+        made once."""
+        day = self.day_ids.get(run_date)
+        if day is None:
+            iso = run_date.isoformat()
+            day = self.day_ids[run_date] = (iso.encode(), f"INV-{iso[:4]}{iso[5:7]}{iso[8:10]}-")
+        prefix = self.id_prefixes.get(customer_id)
+        if prefix is None:
+            text = f"{self.contract.contract_id}{UNIT_SEPARATOR}{customer_id}{UNIT_SEPARATOR}"
+            prefix = self.id_prefixes[customer_id] = text.encode("utf-8")
+        return day[1] + _sha256(prefix + day[0]).hexdigest()[:10]
+
 
 _NOTHING: tuple[Any, ...] = ()
 _NO_SHARES: Mapping[ItemKey, tuple[Share, ...]] = {}
-
-
-def _share(
-    line: ContractLine,
-    cutoff: date | None,
-    taken: Sequence[Any],
-    total: Decimal,
-    split: Split,
-    places: int,
-    per_customer: PerCustomer,
-    fixed: Mapping[ItemKey, tuple[Share, ...]],
-) -> None:
-    """R11: each taken item split between the line's customers, one detail per nonzero share;
-    an item whose shares are ``fixed`` (R13) gets exactly those shares instead."""
-    customers, percents, r_index = split
-    if fixed:
-        _share_with_fixed(line, cutoff, taken, split, places, per_customer, fixed)
-        return
-    if len(customers) == 1:
-        # One customer takes every item whole: no split arithmetic needed.
-        pct = percents[0]
-        if line.billing_method is BillingMethod.FIXED_PRICE:
-            details = [_detail(item, pct, item.amount) for item in taken]
-        else:  # inlined: the hot path of a large T&M run (P2)
-            details = [
-                Detail(
-                    TRANSACTION,
-                    t.transaction_id,
-                    t.txn_class,
-                    t.date,
-                    t.description,
-                    t.quantity,
-                    t.unit_price,
-                    pct,
-                    t.amount,
-                )
-                for t in taken
-            ]
-        per_customer.setdefault(customers[0].customer_id, []).append((line, cutoff, details, total))
-        return
-    by_customer: list[list[Detail]] = [[] for _ in customers]
-    sums = [ZERO] * len(customers)
-    for item in taken:
-        shares = split_amount(item.amount, percents, r_index, places)
-        for i, share in enumerate(shares):
-            if share:
-                by_customer[i].append(_detail(item, percents[i], share))
-                sums[i] += share
-    for i, customer in enumerate(customers):
-        if by_customer[i]:
-            per_customer.setdefault(customer.customer_id, []).append(
-                (line, cutoff, by_customer[i], sums[i])
-            )
-
-
-def _share_with_fixed(
-    line: ContractLine,
-    cutoff: date | None,
-    taken: Sequence[Any],
-    split: Split,
-    places: int,
-    per_customer: PerCustomer,
-    fixed: Mapping[ItemKey, tuple[Share, ...]],
-) -> None:
-    """The general (slower) path of ``_share``: some items carry fixed shares, whose customers
-    may no longer be among the line's (the splits changed after they were first invoiced)."""
-    customers, percents, r_index = split
-    details: dict[str, list[Detail]] = {}
-    sums: dict[str, Decimal] = {}
-    for item in taken:
-        shares = fixed.get(_key_of(item))
-        if shares is None:
-            amounts = split_amount(item.amount, percents, r_index, places)
-            parts = [
-                (c.customer_id, pct, a)
-                for c, pct, a in zip(customers, percents, amounts, strict=True)
-            ]
-        else:
-            parts = [(s.customer_id, s.split_percent, s.amount) for s in shares]
-        for customer_id, pct, amount in parts:
-            if amount:
-                detail = _detail(item, pct, amount)
-                if shares is not None:
-                    detail = detail._replace(rebilled=True)
-                details.setdefault(customer_id, []).append(detail)
-                sums[customer_id] = sums.get(customer_id, ZERO) + amount
-    for customer_id, rows in details.items():
-        per_customer.setdefault(customer_id, []).append((line, cutoff, rows, sums[customer_id]))
-
-
-def _key_of(item: Milestone | Transaction) -> ItemKey:
-    if isinstance(item, Milestone):
-        return (SourceType.MILESTONE, item.milestone_id)
-    return (SourceType.TRANSACTION, item.transaction_id)
-
-
-# ---- records ------------------------------------------------------------------------------------
-
-
-_date_and_key = itemgetter(0, 1)
-
-
-def _detail(item: Milestone | Transaction, percent: Decimal, share: Decimal) -> Detail:
-    if isinstance(item, Milestone):
-        return Detail(
-            SourceType.MILESTONE,
-            item.milestone_id,
-            None,
-            item.date,
-            item.name,
-            None,
-            None,
-            percent,
-            share,
-        )
-    return Detail(
-        SourceType.TRANSACTION,
-        item.transaction_id,
-        item.txn_class,
-        item.date,
-        item.description,
-        item.quantity,
-        item.unit_price,
-        percent,
-        share,
-    )
-
-
-def _invoice(
-    contract: Contract,
-    customer_id: str,
-    customer_name: str,
-    run_date: date,
-    lines: list[tuple[ContractLine, date | None, list[Detail], Decimal]],
-) -> Invoice:
-    # Positional arguments, in the records' field order: the P2 hot path.
-    invoice_lines = tuple(
-        [
-            InvoiceLine(
-                number,
-                line.line_id,
-                line.name,
-                line.billing_method,
-                cutoff,
-                amount,
-                tuple(details),
-                line.tax_category,
-                line.tax_percent,
-            )
-            for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
-        ]
-    )
-    total = (
-        invoice_lines[0].amount
-        if len(invoice_lines) == 1
-        else sum([line.amount for line in invoice_lines], ZERO)
-    )
-    return Invoice(
-        invoice_id(contract.contract_id, customer_id, run_date),
-        contract.contract_id,
-        contract.name,
-        customer_id,
-        customer_name,
-        run_date,
-        run_date + timedelta(days=contract.payment_terms_days),
-        contract.currency,
-        total,
-        invoice_lines,
-    )
 
 
 def with_status(invoice: Invoice, status: Status, number: str | None = None) -> Invoice:

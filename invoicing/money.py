@@ -45,6 +45,11 @@ def minor_unit(code: str) -> int:
     return MINOR_UNITS[code]
 
 
+def minor_quantum(places: int) -> Decimal:
+    """The minor unit as a decimal (``Decimal("0.01")`` for 2 places), for ``quantize``."""
+    return _QUANTA[places]
+
+
 def round_half_up(amount: Decimal, places: int) -> Decimal:
     return amount.quantize(_QUANTA[places], rounding=ROUND_HALF_UP)
 
