@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from invoicing import money
-from invoicing.model import ALL_CLASSES, BillingMethod, Customer, TxnClass
+from invoicing import money, tax
+from invoicing.model import ALL_CLASSES, BillingMethod, Customer, TaxCategory, TxnClass
 from invoicing.schedule import GeneratedSchedule, ScheduleError, generated_schedule
 from invoicing.workbook._cells import (
     MAX_PAYMENT_TERMS,
@@ -19,6 +19,7 @@ from invoicing.workbook._cells import (
     to_text,
     to_whole,
 )
+from invoicing.workbook.addresses import merge_address, read_address
 from invoicing.workbook.drafts import FP, TM, ContractDraft, LineDraft, Reading, SplitGroup
 from invoicing.workbook.loading import BAD, SheetTable, name_key
 
@@ -59,6 +60,7 @@ def read_contracts(r: Reading) -> None:
             "PaymentTermsDays",
             MAX_PAYMENT_TERMS,
         )
+        tax_percent = read_percent(r, table, cells, row, "TaxPercent")
         if not r.required(table, row, "ContractId", cid):
             r.required(table, row, "Currency", currency)
             continue
@@ -88,6 +90,8 @@ def read_contracts(r: Reading) -> None:
                 )
         if isinstance(terms, int):
             contract.terms = terms
+        if isinstance(tax_percent, Decimal):
+            contract.tax_percent = tax_percent
         contract.ok = len(r.found) == before
 
 
@@ -165,6 +169,9 @@ def read_lines(r: Reading) -> None:
             line.generated = generated
             if given and method is TM:
                 line.schedule_cell = given[0]
+            tax = line_tax(r, table, cells, row, contract)
+            if tax is not None:
+                line.tax = tax
             line.ok = len(r.found) == before
 
 
@@ -227,6 +234,7 @@ def read_customers(r: Reading) -> None:
         split = r.convert(table, cells, row, "SplitPercent", to_number, "SplitPercent")
         lid = r.convert(table, cells, row, "LineId", to_id, "LineId")
         rounding = r.convert(table, cells, row, "RoundingCustomer", to_bool, "RoundingCustomer")
+        address = read_address(r, table, cells, row)
         ok = r.required(table, row, "ContractId", cid)
         ok = r.required(table, row, "CustomerId", kid) and ok
         ok = r.required(table, row, "SplitPercent", split) and ok
@@ -243,6 +251,8 @@ def read_customers(r: Reading) -> None:
             elif not r.decimals_ok(table, row, "SplitPercent", split, 4):
                 ok = False
         contract = r.contract_of(table, row, cid)
+        if contract is not None and isinstance(kid, str):
+            merge_address(r, table, row, contract, kid, address)
         if contract is None or lid is BAD:
             continue
         line_key: str | None = lid if isinstance(lid, str) else None
@@ -296,6 +306,47 @@ def read_customers(r: Reading) -> None:
         group.customers.append(
             Customer(kid, name if isinstance(name, str) else "", split, rounding is True)
         )
+
+
+def read_percent(
+    r: Reading, table: SheetTable, cells: list[object], row: int, column: str
+) -> object:
+    """A TaxPercent cell (E2): 0 to 100, at most 2 decimals; None when blank, BAD on a problem."""
+    percent = r.convert(table, cells, row, column, to_number, column)
+    if isinstance(percent, Decimal):
+        why = tax.percent_problem(percent)
+        if why is not None:
+            r.problem(table, column, row, f"{column}: {why}")
+            return BAD
+    return percent
+
+
+def line_tax(
+    r: Reading,
+    table: SheetTable,
+    cells: list[object],
+    row: int,
+    contract: ContractDraft | None,
+) -> tax.LineTax | None:
+    """A line's (category, percent) after E2's defaults, or None after reporting why not."""
+    percent = read_percent(r, table, cells, row, "TaxPercent")
+    raw = r.cell(table, cells, "TaxCategory")
+    category: TaxCategory | None = None
+    if raw != "" and not (type(raw) is str and raw.isspace()):
+        try:
+            category = tax.parse_category(to_text(raw))
+        except tax.TaxError as exc:
+            r.problem(table, "TaxCategory", row, f"TaxCategory: {exc}")
+            return None
+    if percent is BAD:
+        return None
+    contract_percent = contract.tax_percent if contract is not None else None
+    try:
+        return tax.resolve(percent, category, contract_percent)  # type: ignore[arg-type]
+    except tax.TaxError as exc:
+        column = "TaxCategory" if category is not None else "TaxPercent"
+        r.problem(table, column, row, f"{column}: {exc}")
+        return None
 
 
 def check_lines(r: Reading) -> None:

@@ -8,6 +8,7 @@ not checked against it (the root problem is reported once).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -18,12 +19,16 @@ from invoicing.model import (
     ContractLine,
     Customer,
     Milestone,
+    Party,
+    TaxCategory,
     Transaction,
     TxnClass,
 )
 from invoicing.schedule import ExplicitSchedule, GeneratedSchedule, ScheduleRow
+from invoicing.tax import LineTax
 from invoicing.workbook.loading import Sheets, SheetTable
 
+NO_TAX = LineTax(TaxCategory.EXEMPT, Decimal(0))
 TM = BillingMethod.TIME_AND_MATERIAL
 FP = BillingMethod.FIXED_PRICE
 
@@ -32,6 +37,7 @@ class ContractDraft:
     """A contract being read."""
 
     __slots__ = (
+        "addresses",
         "contract_id",
         "currency",
         "customer_groups",
@@ -43,6 +49,7 @@ class ContractDraft:
         "ok",
         "places",
         "row",
+        "tax_percent",
         "terms",
         "txn_rows",
         "txns",
@@ -56,6 +63,9 @@ class ContractDraft:
         self.currency = ""
         self.places: int | None = None  # None: currency unusable, skip decimal checks
         self.terms = 30
+        self.tax_percent: Decimal | None = None  # E2: the rate of the lines that give none
+        # customer id -> field -> (value, first row): one address per customer (E1)
+        self.addresses: dict[str, dict[str, tuple[str, int]]] = {}
         self.lines: dict[str, LineDraft] = {}
         # line id (None = contract level) -> its customers
         self.customer_groups: dict[str | None, SplitGroup] = {}
@@ -83,6 +93,7 @@ class LineDraft:
         "schedule_cell",
         "schedule_rows",
         "schedule_seen",
+        "tax",
     )
 
     def __init__(self, contract: ContractDraft, line_id: str, row: int):
@@ -99,6 +110,7 @@ class LineDraft:
         self.schedule_rows: list[ScheduleRow] = []
         self.schedule_seen: dict[date, int] = {}
         self.milestone_count = 0
+        self.tax = NO_TAX  # E2, after its defaults
 
 
 class SplitGroup:
@@ -122,6 +134,8 @@ class Reading(Sheets):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.contracts: dict[str, ContractDraft] = {}
         self.transaction_rows: dict[str, int] = {}
+        self.seller: Party | None = None
+        self.seller_row = 0
 
     def contract_of(self, table: SheetTable, row: int, cid: object) -> ContractDraft | None:
         """The contract a row names; reports an unknown one (unless Contracts is unusable)."""
@@ -223,16 +237,32 @@ def build_contract(c: ContractDraft) -> Contract:
                 classes=line.classes if line.method is TM else ALL_CLASSES,
                 not_to_exceed=line.nte,
                 schedule=schedule,
-                customers=tuple(override.customers) if override is not None else (),
+                customers=_addressed(override.customers, c) if override is not None else (),
+                tax_category=line.tax.category,
+                tax_percent=line.tax.percent,
             )
         )
     return Contract(
         contract_id=c.contract_id,
         name=c.name,
         currency=c.currency,
-        customers=tuple(groups[None].customers),
+        customers=_addressed(groups[None].customers, c),
         lines=tuple(lines),
         milestones=tuple(c.milestones),
         transactions=tuple(c.txns),
         payment_terms_days=c.terms,
+        tax_percent=c.tax_percent,
     )
+
+
+def _addressed(customers: list[Customer], c: ContractDraft) -> tuple[Customer, ...]:
+    """The customers with the address their rows give together (E1)."""
+    if not c.addresses:
+        return tuple(customers)
+    out = []
+    for customer in customers:
+        given = c.addresses.get(customer.customer_id)
+        if given:
+            customer = replace(customer, **{field: value for field, (value, _) in given.items()})
+        out.append(customer)
+    return tuple(out)

@@ -31,7 +31,8 @@ from invoicing.workbook._cells import (
     to_stored_text,
     to_text,
 )
-from invoicing.workbook.columns import INSTRUCTIONS_SHEET, SHEETS
+from invoicing.workbook.columns import INPUT_SHEETS as SHEETS
+from invoicing.workbook.columns import INSTRUCTIONS_SHEET
 from invoicing.workbook.gate import ErrorCells
 
 REQUIRED_SHEETS = ("Contracts", "Customers", "ContractLines")

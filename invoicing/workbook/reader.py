@@ -25,6 +25,7 @@ from invoicing.errors import InputRejected, Problem
 from invoicing.gcpause import cyclic_gc_paused
 from invoicing.model import Portfolio
 from invoicing.settings import Settings
+from invoicing.workbook.addresses import read_seller
 from invoicing.workbook.contracts import (
     check_lines,
     check_splits,
@@ -59,6 +60,7 @@ RULES = (
     read_transactions,
     check_lines,
     check_splits,
+    read_seller,
 )
 
 
@@ -90,7 +92,7 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
         _reject_if_any(reading, errors)
         contracts = list(reading.contracts.values())
         warnings = tuple(reading.warnings)
-        portfolio = Portfolio(tuple(build_contract(c) for c in contracts), warnings)
+        portfolio = Portfolio(tuple(build_contract(c) for c in contracts), warnings, reading.seller)
         return WorkbookRead(portfolio, warnings, Locations(contracts, reading.tables))
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.model import BillingMethod
+from invoicing.workbook.columns import SELLER
 from invoicing.workbook.template_help import (
     CONTRACT_LINES,
     CONTRACTS,
@@ -30,6 +31,8 @@ Row = Sequence[Any]
 #   Nov 2  IMPLEMENTATION 1,500.00 (T005, T006 on the cut-off) + EXPENSES 487.70 (E002, E004)
 #   Nov 3  PROTOTYPE 12,000.00 (M2)
 #   Nov 16 IMPLEMENTATION 900.00 (T007)
+# Every line is at the contract's TaxPercent of 20 % (category S by default); the Seller sheet and
+# the customer's address and VAT id make the invoices' documents complete (E1, E2).
 # T008 and E003 are not ready to invoice and are never invoiced.
 
 _C = "ADATUM-001"
@@ -37,14 +40,31 @@ _D = date.fromisoformat
 _Y, _N = "Yes", "No"
 
 ADATUM_ROWS: dict[str, list[Row]] = {
-    CONTRACTS: [[_C, "Adatum implementation services", "USD", 30]],
-    CUSTOMERS: [[_C, "ADATUM", "Adatum Corporation", 100, None, _Y]],
+    CONTRACTS: [[_C, "Adatum implementation services", "USD", 30, 20]],
+    CUSTOMERS: [
+        [
+            _C,
+            "ADATUM",
+            "Adatum Corporation",
+            100,
+            None,
+            _Y,
+            "1 Deansgate",
+            "Manchester",
+            "M3 1AZ",
+            "GB",
+            "GB987654321",
+            "accounts@adatum.example",
+        ]
+    ],
     CONTRACT_LINES: [
         [
             _C,
             "PROTOTYPE",
             "Prototype work",
             BillingMethod.FIXED_PRICE.value,
+            None,
+            None,
             None,
             None,
             None,
@@ -65,6 +85,8 @@ ADATUM_ROWS: dict[str, list[Row]] = {
             _D("2020-10-05"),
             _D("2020-11-16"),
             None,
+            None,
+            None,
         ],
         [
             _C,
@@ -72,6 +94,8 @@ ADATUM_ROWS: dict[str, list[Row]] = {
             "Expenses incurred",
             BillingMethod.TIME_AND_MATERIAL.value,
             "Expense",
+            None,
+            None,
             None,
             None,
             None,
@@ -253,5 +277,17 @@ ADATUM_ROWS: dict[str, list[Row]] = {
             None,
             _Y,
         ],
+    ],
+    SELLER: [
+        [
+            "Northwind Consulting Ltd",
+            "20 Finsbury Square",
+            "London",
+            "EC2A 1AB",
+            "GB",
+            "GB123456789",
+            "billing@northwind.example",
+            "GB33BUKB20201555555555",
+        ]
     ],
 }

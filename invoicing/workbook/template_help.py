@@ -4,11 +4,12 @@ the Instructions sheet's text. One table per concern; ``template`` builds the wo
 
 from __future__ import annotations
 
-from invoicing.model import BillingMethod, TxnClass
+from invoicing.model import BillingMethod, TaxCategory, TxnClass
 from invoicing.schedule import Frequency
 from invoicing.workbook._cells import MAX_DATE, MAX_ID_LENGTH, MAX_PAYMENT_TERMS, MIN_DATE
-from invoicing.workbook.columns import HEADERS, INSTRUCTIONS_SHEET
-from invoicing.workbook.columns import SHEETS as COLUMNS
+from invoicing.workbook.columns import INPUT_HEADERS as HEADERS
+from invoicing.workbook.columns import INPUT_SHEETS as COLUMNS
+from invoicing.workbook.columns import INSTRUCTIONS_SHEET, SELLER
 
 CONTRACTS = "Contracts"
 CUSTOMERS = "Customers"
@@ -17,7 +18,7 @@ INVOICE_SCHEDULE = "InvoiceSchedule"
 MILESTONES = "Milestones"
 TRANSACTIONS = "Transactions"
 
-# W1-W6, exactly as the spec names them, in the spec's order.
+# W1-W6 and W11, exactly as the spec names them, in the spec's order.
 SHEETS: dict[str, tuple[str, ...]] = HEADERS
 TABLE_NAMES = {sheet: f"tbl{sheet}" for sheet in SHEETS}
 
@@ -41,6 +42,7 @@ DROP_DOWNS: dict[tuple[str, str], tuple[str, ...]] = {
     (MILESTONES, "ReadyToInvoice"): YES_NO,
     (TRANSACTIONS, "Class"): tuple(c.value for c in TxnClass),
     (TRANSACTIONS, "ReadyToInvoice"): YES_NO,
+    (CONTRACT_LINES, "TaxCategory"): tuple(c.value for c in TaxCategory),
 }
 ID_COLUMNS = frozenset({"ContractId", "CustomerId", "LineId", "MilestoneId", "TransactionId"})
 TEXT_FORMAT = "@"  # Excel's "Text" number format: what is typed stays text
@@ -217,6 +219,31 @@ _HELP: dict[str | tuple[str, str], tuple[str, Check]] = {
         "it must agree with them.",
         _NOT_NEGATIVE,
     ),
+    # E1, E2: tax and the parties' data
+    "TaxPercent": (
+        "The VAT rate in percent: 20 means 20 %. From 0 to 100, at most 2 decimals. On a line, "
+        "blank: the contract's TaxPercent, else 0.",
+        Check("decimal", "between", "0", "100", error="must be a percentage from 0 to 100."),
+    ),
+    "TaxCategory": (
+        "The EN 16931 VAT category: S standard, Z zero rated, E exempt, AE reverse charge, K "
+        "intra-EU, G export, O not subject. Blank: S if the rate is above 0, else E.",
+        _ANY,
+    ),
+    (SELLER, "Name"): ("Your company's legal name, shown as the seller on every invoice.", _ANY),
+    "Street": ("Street and number of the address.", _ANY),
+    "City": ("City of the address.", _ANY),
+    "PostalCode": ("Postal code of the address.", _ANY),
+    "CountryCode": (
+        "The ISO 3166 two-letter country code of the address: DE, FR, GB, US ...",
+        Check("textLength", "equal", "2", error="must be a 2-letter ISO 3166 code such as DE."),
+    ),
+    "VatId": (
+        "The VAT id, with its country prefix and no spaces: DE123456789.",
+        Check("textLength", "lessThanOrEqual", "15", error="must be at most 15 characters."),
+    ),
+    "Email": ("An e-mail address for invoices: name@example.com.", _ANY),
+    "Iban": ("The account the seller is paid to (shown on invoices as the payment means).", _ANY),
 }
 
 
@@ -258,6 +285,16 @@ WIDTHS = {
     "Resource": 16,
     "Quantity": 10,
     "UnitPrice": 11,
+    "TaxPercent": 11,
+    "TaxCategory": 13,
+    "Name": 34,
+    "Street": 28,
+    "City": 18,
+    "PostalCode": 12,
+    "CountryCode": 13,
+    "VatId": 16,
+    "Email": 28,
+    "Iban": 30,
 }
 
 
@@ -268,7 +305,8 @@ INSTRUCTIONS: tuple[str, ...] = (
     "One sheet per kind of record: the header in row 1 (keep the header names as they are), one "
     "record per row.",
     "Contracts, Customers and ContractLines are required; InvoiceSchedule, Milestones and "
-    "Transactions may stay empty.",
+    "Transactions may stay empty. Seller (one row: your company) is optional; it is needed for "
+    "invoice documents.",
     "An orange header marks a required column: fill it in on every row. A blue header is "
     "optional. Select a cell to see what its column takes.",
     "Dates: a real date, or text YYYY-MM-DD (2020-10-05). 03/04/2020 is ambiguous and rejected.",

@@ -245,8 +245,8 @@ def test_missing_optional_column_means_blank():
 
 def test_duplicated_column_is_rejected():
     book = minimal_rows()
-    book["Contracts"][0].append("Currency")
-    rejects(book, 'Contracts!E1: column "Currency" appears twice (also in C1)')
+    book["Contracts"][0].append("Currency")  # after the last column (TaxPercent, E)
+    rejects(book, 'Contracts!F1: column "Currency" appears twice (also in C1)')
 
 
 def test_cells_keep_their_real_excel_addresses_when_the_first_column_is_empty():

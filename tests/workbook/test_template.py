@@ -28,17 +28,60 @@ from tests.support.invoices import formula_cells, read_invoice_workbook
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 W_HEADERS = {
-    "Contracts": ("ContractId", "ContractName", "Currency", "PaymentTermsDays"),
-    "Customers": ("ContractId", "CustomerId", "CustomerName", "SplitPercent", "LineId",
-                  "RoundingCustomer"),
-    "ContractLines": ("ContractId", "LineId", "LineName", "BillingMethod", "TransactionClasses",
-                      "NotToExceed", "Frequency", "RunDay", "FirstRunDate", "LastRunDate",
-                      "RRule"),
+    "Contracts": ("ContractId", "ContractName", "Currency", "PaymentTermsDays", "TaxPercent"),
+    "Customers": (
+        "ContractId",
+        "CustomerId",
+        "CustomerName",
+        "SplitPercent",
+        "LineId",
+        "RoundingCustomer",
+        "Street",
+        "City",
+        "PostalCode",
+        "CountryCode",
+        "VatId",
+        "Email",
+    ),
+    "ContractLines": (
+        "ContractId",
+        "LineId",
+        "LineName",
+        "BillingMethod",
+        "TransactionClasses",
+        "NotToExceed",
+        "Frequency",
+        "RunDay",
+        "FirstRunDate",
+        "LastRunDate",
+        "RRule",
+        "TaxPercent",
+        "TaxCategory",
+    ),
     "InvoiceSchedule": ("ContractId", "LineId", "InvoiceRunDate", "TransactionCutoffDate"),
-    "Milestones": ("ContractId", "LineId", "MilestoneId", "MilestoneName", "MilestoneDate",
-                   "Amount", "ReadyToInvoice"),
-    "Transactions": ("TransactionId", "ContractId", "LineId", "Class", "Date", "Description",
-                     "Resource", "Quantity", "UnitPrice", "Amount", "ReadyToInvoice"),
+    "Milestones": (
+        "ContractId",
+        "LineId",
+        "MilestoneId",
+        "MilestoneName",
+        "MilestoneDate",
+        "Amount",
+        "ReadyToInvoice",
+    ),
+    "Transactions": (
+        "TransactionId",
+        "ContractId",
+        "LineId",
+        "Class",
+        "Date",
+        "Description",
+        "Resource",
+        "Quantity",
+        "UnitPrice",
+        "Amount",
+        "ReadyToInvoice",
+    ),
+    "Seller": ("Name", "Street", "City", "PostalCode", "CountryCode", "VatId", "Email", "Iban"),
 }
 DATE_COLUMNS = {
     "ContractLines": ("FirstRunDate", "LastRunDate"),
@@ -53,16 +96,24 @@ REQUIRED = {  # SPEC W1-W6: the columns marked *
     "InvoiceSchedule": {"ContractId", "LineId", "InvoiceRunDate"},
     "Milestones": {"ContractId", "LineId", "MilestoneId", "MilestoneDate", "Amount"},
     "Transactions": {"TransactionId", "ContractId", "LineId", "Class", "Date"},
+    "Seller": {"Name", "CountryCode"},  # W11
 }
 ID_COLUMNS = {"ContractId", "CustomerId", "LineId", "MilestoneId", "TransactionId"}
 DROP_DOWNS = {
     ("Customers", "RoundingCustomer"): ["Yes", "No"],
     ("ContractLines", "BillingMethod"): ["Time and material", "Fixed price"],
-    ("ContractLines", "Frequency"): ["Daily", "Weekly", "Biweekly", "Semimonthly", "Monthly",
-                                     "Quarterly"],
+    ("ContractLines", "Frequency"): [
+        "Daily",
+        "Weekly",
+        "Biweekly",
+        "Semimonthly",
+        "Monthly",
+        "Quarterly",
+    ],
     ("Milestones", "ReadyToInvoice"): ["Yes", "No"],
     ("Transactions", "Class"): ["Time", "Expense", "Material", "Fee"],
     ("Transactions", "ReadyToInvoice"): ["Yes", "No"],
+    ("ContractLines", "TaxCategory"): ["S", "Z", "E", "AE", "K", "G", "O"],
 }
 
 
@@ -84,28 +135,52 @@ def content(data: bytes) -> dict:
         sheets[ws.title] = {
             "cells": [
                 [
-                    (c.value, c.data_type, c.number_format, c.quotePrefix, c.font.b,
-                     c.fill.fgColor.rgb if c.fill.fill_type else None, c.alignment.wrap_text)
+                    (
+                        c.value,
+                        c.data_type,
+                        c.number_format,
+                        c.quotePrefix,
+                        c.font.b,
+                        c.fill.fgColor.rgb if c.fill.fill_type else None,
+                        c.alignment.wrap_text,
+                    )
                     for c in row
                 ]
                 for row in ws.iter_rows()
             ],
             "heights": {k: d.height for k, d in sorted(ws.row_dimensions.items())},
-            "print": (ws.page_setup.orientation, ws.page_setup.fitToWidth,
-                      ws.page_setup.fitToHeight, ws.print_title_rows),
+            "print": (
+                ws.page_setup.orientation,
+                ws.page_setup.fitToWidth,
+                ws.page_setup.fitToHeight,
+                ws.print_title_rows,
+            ),
             "freeze": ws.freeze_panes,
             "columns": {
                 k: (d.width, d.number_format) for k, d in sorted(ws.column_dimensions.items())
             },
             "tables": sorted(
-                (t.displayName, t.ref, tuple(c.name for c in t.tableColumns),
-                 t.tableStyleInfo.name if t.tableStyleInfo else None)
+                (
+                    t.displayName,
+                    t.ref,
+                    tuple(c.name for c in t.tableColumns),
+                    t.tableStyleInfo.name if t.tableStyleInfo else None,
+                )
                 for t in ws.tables.values()
             ),
             "validations": sorted(
-                (str(v.sqref), v.type or "", v.operator or "", v.formula1 or "",
-                 v.formula2 or "", v.allow_blank, v.showErrorMessage, v.error or "",
-                 v.promptTitle or "", v.prompt or "")
+                (
+                    str(v.sqref),
+                    v.type or "",
+                    v.operator or "",
+                    v.formula1 or "",
+                    v.formula2 or "",
+                    v.allow_blank,
+                    v.showErrorMessage,
+                    v.error or "",
+                    v.promptTitle or "",
+                    v.prompt or "",
+                )
                 for v in ws.data_validations.dataValidation
             ),
         }
@@ -211,11 +286,19 @@ def test_checks_on_dates_numbers_currency_and_ids(template):
             assert "YYYY-MM-DD or an Excel date" in v.prompt
     split = found[("Customers", "SplitPercent")]
     assert (split.type, split.operator, split.formula1, split.formula2) == (
-        "decimal", "between", "0.0001", "100")
+        "decimal",
+        "between",
+        "0.0001",
+        "100",
+    )
     assert "60 means 60 %" in split.prompt
     terms = found[("Contracts", "PaymentTermsDays")]
     assert (terms.type, terms.operator, terms.formula1, terms.formula2) == (
-        "whole", "between", "0", "36500")
+        "whole",
+        "between",
+        "0",
+        "36500",
+    )
     currency = found[("Contracts", "Currency")]
     assert (currency.type, currency.operator, currency.formula1) == ("textLength", "equal", "3")
     assert "ISO 4217" in currency.prompt
@@ -283,8 +366,11 @@ def test_the_instructions_sheet_is_last_and_explains_every_column(build):
     assert ws["A1"].value == "How to fill in this workbook"
     for needle in ("YYYY-MM-DD", "60 means 60 %", "00123", "required", "Yes, No, True, False"):
         assert any(needle in t for t in texts), needle
-    header = next(i for i, row in enumerate(ws.iter_rows(values_only=True), 1)
-                  if row[:4] == INSTRUCTIONS_COLUMNS)
+    header = next(
+        i
+        for i, row in enumerate(ws.iter_rows(values_only=True), 1)
+        if row[:4] == INSTRUCTIONS_COLUMNS
+    )
     rows = [r[:4] for r in ws.iter_rows(min_row=header + 1, values_only=True)]
     expected = [(s, c) for s, columns in W_HEADERS.items() for c in columns]
     assert [(r[0], r[1]) for r in rows] == expected
@@ -365,10 +451,16 @@ def test_adatum_sample_reads_cleanly_with_both_schedule_styles(sample):
     assert read.warnings == ()
     (contract,) = read.portfolio.contracts
     assert (contract.contract_id, contract.name, contract.currency) == (
-        "ADATUM-001", "Adatum implementation services", "USD")
+        "ADATUM-001",
+        "Adatum implementation services",
+        "USD",
+    )
     assert [c.name for c in contract.customers] == ["Adatum Corporation"]
     assert [line.name for line in contract.lines] == [
-        "Prototype work", "Implementation work", "Expenses incurred"]
+        "Prototype work",
+        "Implementation work",
+        "Expenses incurred",
+    ]
     assert len(contract.milestones) == 2
     assert len(contract.transactions) == 12
 
@@ -379,21 +471,32 @@ def test_adatum_preview_of_october_and_november_gives_the_seed_s_five_invoices(s
     portfolio = read_workbook(sample).portfolio
     plan = plan_range(portfolio, date_range(date(2020, 10, 1), date(2020, 11, 30)))
     got = [
-        (inv.invoice_date, [(ln.contract_line_id, ln.amount, [d.source_id for d in ln.details])
-                            for ln in inv.lines])
+        (
+            inv.invoice_date,
+            [
+                (ln.contract_line_id, ln.amount, [d.source_id for d in ln.details])
+                for ln in inv.lines
+            ],
+        )
         for inv in plan.invoices
     ]
     assert got == [
-        (date(2020, 10, 5), [
-            ("PROTOTYPE", Decimal("5000.00"), ["M1"]),
-            ("IMPLEMENTATION", Decimal("1800.00"), ["T001", "T002"]),  # T002 is on the cut-off
-            ("EXPENSES", Decimal("350.00"), ["E001"]),
-        ]),
+        (
+            date(2020, 10, 5),
+            [
+                ("PROTOTYPE", Decimal("5000.00"), ["M1"]),
+                ("IMPLEMENTATION", Decimal("1800.00"), ["T001", "T002"]),  # T002 is on the cut-off
+                ("EXPENSES", Decimal("350.00"), ["E001"]),
+            ],
+        ),
         (date(2020, 10, 19), [("IMPLEMENTATION", Decimal("2400.00"), ["T003", "T004"])]),
-        (date(2020, 11, 2), [
-            ("IMPLEMENTATION", Decimal("1500.00"), ["T005", "T006"]),
-            ("EXPENSES", Decimal("487.70"), ["E002", "E004"]),  # E002: after the Oct 4 cut-off
-        ]),
+        (
+            date(2020, 11, 2),
+            [
+                ("IMPLEMENTATION", Decimal("1500.00"), ["T005", "T006"]),
+                ("EXPENSES", Decimal("487.70"), ["E002", "E004"]),  # E002: after the Oct 4 cut-off
+            ],
+        ),
         (date(2020, 11, 3), [("PROTOTYPE", Decimal("12000.00"), ["M2"])]),
         (date(2020, 11, 16), [("IMPLEMENTATION", Decimal("900.00"), ["T007"])]),
     ]
