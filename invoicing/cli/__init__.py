@@ -13,41 +13,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any, TextIO
 
 from invoicing import outcomes, requests
-from invoicing.errors import BadRequest
+from invoicing.cli.files import UsageError, read_upload, write_output
 from invoicing.outcomes import EXIT_ERROR, EXIT_OK
 from invoicing.settings import Settings
 
+__all__ = ["UsageError", "exit_code", "main", "read_upload", "write_output"]
+
 PREVIEW_LISTED = 50  # invoices listed on stdout; the workbook has them all
-
-
-class UsageError(BadRequest):
-    """A mistake in the command line itself (exit 2)."""
 
 
 def date_span(args: argparse.Namespace, *, required: bool) -> tuple[date, date] | None:
     """``--date D`` or ``--from A --to B``, checked (``invoicing.requests``, shared with HTTP)."""
     return requests.date_span(args.date, args.start, args.end, requests.CLI, required=required)
-
-
-def read_upload(path: str, settings: Settings) -> bytes:
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"{path}: no such file")
-    requests.check_upload_size(file.stat().st_size, settings.max_upload_bytes, what=path)
-    return file.read_bytes()
-
-
-def write_output(path: str, data: bytes) -> None:
-    """Write atomically so a failure never leaves a half-written output file."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
 
 
 # ---- commands -----------------------------------------------------------------------------------

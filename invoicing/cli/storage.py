@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from invoicing import services
+from invoicing.cli.files import UsageError, write_output
 from invoicing.cli.text import decisions_text, import_text, ledger_line, run_text
 from invoicing.model import Invoice, Status
 from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_INVALID, EXIT_OK, outcome_of
@@ -58,7 +59,6 @@ def export_command(
     status: Status | None,
     contract: str | None,
 ) -> int:
-    from invoicing.cli import write_output
     from invoicing.workbook.writer import invoice_workbook_bytes
 
     store = services.open_store(settings)
@@ -131,8 +131,6 @@ def decide_command(data: bytes, settings: Settings) -> int:
 
 
 def document_command(invoice_id: str, fmt: DocumentFormat, output: str, settings: Settings) -> int:
-    from invoicing.cli import write_output
-
     document = services.invoice_document(services.open_store(settings), invoice_id, fmt)
     write_output(output, document.content)
     print(f"{document.invoice_id}: {fmt.value} written to {output}")
@@ -150,8 +148,6 @@ def documents_command(
     """One file per live invoice and credit note of the range, named by its number (or id). An
     invoice that cannot have a document is said on stderr with every reason; the others are
     written, and the exit code is 2 when any was refused."""
-    from invoicing.cli import UsageError, write_output
-
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{directory}: not a directory")
