@@ -13,7 +13,7 @@ from invoicing.model import Contract, Party, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
 from invoicing.shares import item_entries, share_records, state_from_invoices
-from invoicing.storage import codec, rows
+from invoicing.storage import codec, due, rows
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
 
@@ -112,6 +112,8 @@ def import_portfolio(
             item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
             writes.append((part, item_ops, config))
         problems.extend(_moved_transactions(store, portfolio, parts, locations))
+        indexed = {r["ContractId"] for r in registry_rows if rows.registry_indexed(r)}
+        index_ops, stale_index = _due_index(portfolio, parts, writes, indexed)
         stored_seller = store.seller() if portfolio.seller is not None else None
         if problems:
             raise InputRejected(problems, title="The upload changes invoiced items")
@@ -140,9 +142,13 @@ def import_portfolio(
             "import-begin",
         )
         parallel(write, writes, workers, store)
+        # S8: the due-date index of what was written, before the contracts are unmarked
+        store.submit(store.globals, index_ops, "due-index")
+        for pk, rk in stale_index:
+            store.delete_if_present(store.globals, pk, rk, "due-index-stale")
         store.submit(
             store.globals,
-            [upsert_op(rows.registry_entity(c.contract_id, o)) for c, o in touched],
+            [upsert_op(rows.registry_entity(c.contract_id, o, indexed=True)) for c, o in touched],
             "import-end",
         )
         if portfolio.seller is not None:  # the latest upload with a Seller sheet wins (E1)
@@ -154,6 +160,53 @@ def import_portfolio(
     return ImportResult(
         {sheet: dict(c) for sheet, c in counts.items()}, len(portfolio.contracts), tuple(warnings)
     )
+
+
+def _due_index(
+    portfolio: Portfolio,
+    parts: Sequence[Partition],
+    writes: list[tuple[Partition, list[Op], list[dict[str, Any]] | None]],
+    indexed: set[str],
+) -> tuple[list[Op], list[tuple[str, str]]]:
+    """The due-date index rows (``storage.due``) of every contract of the upload whose index
+    changes or is not there yet: their globals upserts and stale keys; each such contract's
+    ``N:due`` row joins its own writes (so the contract counts as written: S5a covers it).
+
+    A contract is due on its lines' schedules (this upload's configuration) and on the dates of
+    all its milestones, stored and uploaded (items are never deleted), and on the dates of its
+    uncommitted (Pending) invoice rows, which a run must still clean."""
+    rows_by_key: dict[tuple[str, str], dict[str, Any]] = {}  # pattern rows are shared
+    stale: list[tuple[str, str]] = []
+    for contract, part, (_, item_ops, _) in zip(portfolio.contracts, parts, writes, strict=True):
+        milestones = {m.milestone_id: m for m in _stored_milestones(part)}
+        milestones.update((m.milestone_id, m) for m in contract.milestones)
+        merged = Contract(
+            contract.contract_id,
+            contract.name,
+            contract.currency,
+            contract.customers,
+            contract.lines,
+            tuple(milestones.values()),
+        )
+        new = due.contract_index(merged, part.pending_dates())
+        old = due.state_from(part.due_state)
+        if old == new.state_doc() and contract.contract_id in indexed:
+            continue
+        for e in due.index_entities(contract.contract_id, new):
+            rows_by_key[(e["PartitionKey"], e["RowKey"])] = e
+        stale.extend(due.stale_keys(contract.contract_id, old, new))
+        item_ops.append(upsert_op(due.state_entity(part.pk, new)))
+    return [upsert_op(e) for e in rows_by_key.values()], stale
+
+
+def _stored_milestones(part: Partition) -> list[Any]:
+    found = []
+    for e in part.milestones.values():
+        try:
+            found.append(codec.milestone_from(e))
+        except (ValueError, KeyError, TypeError):  # damaged: the upload's own rows still count
+            continue
+    return found
 
 
 def _seller_change(stored: Party | None, uploaded: Party) -> str:

@@ -195,13 +195,20 @@ def _run_dates(
     store.submit(
         store.globals, [upsert_op(rows.ledger_started(d, started)) for d in dates], "ledger-started"
     )
+    registry = sorted(store.registry(), key=lambda r: int(r.get("Order") or 0))
     # S5a: a contract whose import did not finish is not invoiced; its dates stay incomplete
-    blocked = set(store.unfinished_imports())
+    blocked = {r["ContractId"] for r in registry if r.get("Importing")}
     # a contract that fails (bad stored data, a storage error) is reported and left incomplete;
     # the others are invoiced, and the next run redoes the date for it
     failed: dict[str, str] = {}
-    contracts = [cid for cid, _ in store.contracts() if cid not in blocked]
-    summary.contracts = len(contracts)
+    everyone = [r["ContractId"] for r in registry if r["ContractId"] not in blocked]
+    summary.contracts = len(everyone)
+    # S8: only the contracts the due-date index names for these dates are loaded (a contract
+    # with no line due on a date writes nothing for it), and every contract the index does not
+    # hold yet (imported before the index existed)
+    due = store.due_contracts(dates)
+    unindexed = {r["ContractId"] for r in registry if not rows.registry_indexed(r)}
+    contracts = [cid for cid in everyone if cid in due or cid in unindexed]
     by_date = {d: DateSummary(d) for d in dates}
     for first in range(0, len(contracts), CONTRACTS_PER_ROUND):
         # plan a round of contracts, index their new invoices in bulk, then commit each one
@@ -241,7 +248,7 @@ def _run_dates(
             state=state,
             started=started,
             finished=finished,
-            contracts=len(contracts),
+            contracts=len(everyone),
             counts=s.counts(),
             amounts=s.amounts,
             blocked=blocked,

@@ -33,15 +33,24 @@ INDEX_PREFIX = "I"  # I<YYYYMM>: InvoiceId -> ContractId, one partition per mont
 # ---- registry ----------------------------------------------------------------------------------
 
 
-def registry_entity(contract_id: str, order: int, importing: str | None = None) -> dict[str, Any]:
-    """A contract's registry row; ``importing`` (a timestamp) while an import is unfinished."""
+def registry_entity(
+    contract_id: str, order: int, importing: str | None = None, *, indexed: bool = False
+) -> dict[str, Any]:
+    """A contract's registry row; ``importing`` (a timestamp) while an import is unfinished;
+    ``Due`` once the due-date index (``storage.due``) holds the contract, so that a run may load
+    it only on the dates it has something due (S8)."""
     return {
         "PartitionKey": REGISTRY,
         "RowKey": encode_key(contract_id),
         "ContractId": contract_id,
         "Order": order,
         "Importing": importing,
+        "Due": True if indexed else None,
     }
+
+
+def registry_indexed(row: Mapping[str, Any]) -> bool:
+    return bool(row.get("Due")) and not row.get("Importing")
 
 
 # ---- ledger ------------------------------------------------------------------------------------

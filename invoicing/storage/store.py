@@ -80,7 +80,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from invoicing.model import Contract, Invoice, Party, SourceType
-from invoicing.storage import codec, rows
+from invoicing.storage import codec, due, rows
 from invoicing.storage.errors import WriteRefused
 from invoicing.storage.keys import encode_key
 from invoicing.storage.lease import Lease, lock_blob
@@ -108,6 +108,7 @@ class Partition:
     details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     markers: dict[date, dict[str, Any]] = field(default_factory=dict)
     logs: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
+    due_state: dict[str, Any] | None = None  # the ``N:due`` row: what it put in the due index
 
     def add(self, e: dict[str, Any]) -> None:
         rk: str = e["RowKey"]
@@ -130,6 +131,8 @@ class Partition:
             self.markers[_yyyymmdd(rk[2:])] = e
         elif kind == "X:":
             self.logs.setdefault(_yyyymmdd(rk[2:10]), []).append(e)
+        elif rk == due.STATE_KEY:
+            self.due_state = e
 
     def contract(self) -> Contract | None:
         if self.config is None:
@@ -236,6 +239,10 @@ class Store:
         self.abort = threading.Event()  # set when a worker failed: the others stop writing
         self._writes = 0
         self._count_lock = threading.Lock()
+        # the store's own request counts (S8 tests and the benchmark assert on them)
+        self.reads = 0  # entities returned by queries and point reads
+        self.queries = 0  # queries and point reads sent
+        self.loads: list[str] = []  # ContractIds whose partition ``load`` read, in order
 
     # ---- setup ---------------------------------------------------------------------------------
 
@@ -334,16 +341,24 @@ class Store:
         parameters: Mapping[str, Any],
         select: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        return [
+        found = [
             dict(e) | {"_etag": e.metadata.get("etag")}
             for e in client.query_entities(text, parameters=dict(parameters), select=select)
         ]
+        with self._count_lock:
+            self.queries += 1
+            self.reads += len(found)
+        return found
 
     def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None:
+        with self._count_lock:
+            self.queries += 1
         try:
             e = client.get_entity(pk, rk)
         except ResourceNotFoundError:
             return None
+        with self._count_lock:
+            self.reads += 1
         return dict(e) | {"_etag": e.metadata.get("etag")}
 
     def partition_rows(
@@ -363,6 +378,8 @@ class Store:
         """A contract's partition in one query (the RunLog parts only when asked)."""
         pk = encode_key(contract_id)
         part = Partition(pk)
+        with self._count_lock:
+            self.loads.append(contract_id)
         for e in self.partition_rows(pk, hi=None if with_log else "X"):
             part.add(e)
         return part
@@ -453,6 +470,41 @@ class Store:
         """Registry rows: ContractId, Order, and ``Importing`` while its import is unfinished."""
         return self.query(self.globals, "PartitionKey eq @pk", {"pk": rows.REGISTRY})
 
+    def due_contracts(self, days: Sequence[date]) -> set[str]:
+        """The ContractIds the due-date index (``due``) says have something due on one of
+        ``days``: the explicit dates' partitions (one range query per stretch of consecutive
+        days), the patterns, and the contracts of the patterns that hit one of the days."""
+        found: set[str] = set()
+        wanted = sorted(set(days))
+        for lo, hi in _stretches(wanted):
+            for row in self.query(
+                self.globals,
+                "PartitionKey ge @lo and PartitionKey le @hi",
+                {"lo": due.date_pk(lo), "hi": due.date_pk(hi)},
+                select=["ContractId"],
+            ):
+                found.add(row["ContractId"])
+        patterns = self.query(self.globals, "PartitionKey eq @pk", {"pk": due.PATTERNS})
+        for row in patterns:
+            rep = due.representative(row["Schedule"])
+            hits = [d for d in wanted if rep.is_run_date(d)]
+            if not hits:
+                continue
+            for member in self.query(
+                self.globals,
+                "PartitionKey eq @pk",
+                {"pk": due.pattern_pk(row["RowKey"])},
+                select=["ContractId", "Spans"],
+            ):
+                if due.spans_hit(member.get("Spans") or "[]", hits):
+                    found.add(member["ContractId"])
+        return found
+
+    def delete_if_present(self, client: TableClient, pk: str, rk: str, label: str) -> None:
+        self.before_write(label)
+        with contextlib.suppress(ResourceNotFoundError):
+            client.delete_entity(pk, rk)
+
     def unfinished_imports(self) -> dict[str, str]:
         """ContractId -> when its unfinished import started (S5a)."""
         return {r["ContractId"]: r["Importing"] for r in self.registry() if r.get("Importing")}
@@ -483,6 +535,17 @@ class Store:
             return None
         row = self.get(self.globals, pk, encode_key(invoice_id))
         return None if row is None else row["ContractId"]
+
+
+def _stretches(days: Sequence[date]) -> list[tuple[date, date]]:
+    """Sorted days as (first, last) stretches of consecutive days."""
+    out: list[tuple[date, date]] = []
+    for d in days:
+        if out and (d - out[-1][1]).days == 1:
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
 
 
 def chunks(ops: Sequence[Op]) -> Iterable[list[Op]]:
