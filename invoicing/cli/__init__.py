@@ -17,12 +17,11 @@ from typing import Any, TextIO
 
 from invoicing import outcomes, requests
 from invoicing.cli.files import UsageError, read_upload, write_output
+from invoicing.cli.listing import invoice_lines
 from invoicing.outcomes import EXIT_ERROR, EXIT_OK
 from invoicing.settings import Settings
 
 __all__ = ["UsageError", "exit_code", "main", "read_upload", "write_output"]
-
-PREVIEW_LISTED = 50  # invoices listed on stdout; the workbook has them all
 
 
 def date_span(args: argparse.Namespace, *, required: bool) -> tuple[date, date] | None:
@@ -52,15 +51,8 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     write_output(args.output, result.workbook)
     print(f"{len(result.invoices)} invoice(s) from {span[0]} to {span[1]} written to {args.output}")
-    shown = result.invoices[:PREVIEW_LISTED]
-    for invoice in shown:
-        print(
-            f"  {invoice.invoice_date}  {invoice.invoice_id}  {invoice.contract_id}  "
-            f"{invoice.customer_id}  {invoice.currency} {invoice.amount}  "
-            f"{len(invoice.lines)} line(s)"
-        )
-    if len(result.invoices) > len(shown):
-        print(f"  ... and {len(result.invoices) - len(shown):,} more (see {args.output})")
+    for row in invoice_lines(result.invoices, args.output):
+        print(row)
     return EXIT_OK
 
 
