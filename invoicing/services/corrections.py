@@ -109,11 +109,33 @@ def _changed_meanwhile(exc: TableTransactionError) -> bool:
     return getattr(exc, "status_code", None) == 412 or "UpdateConditionNotSatisfied" in str(exc)
 
 
+def ambiguous_source_ids(invoice: Invoice, source_ids: Iterable[str]) -> list[str]:
+    """The SourceIds that name both a transaction and a milestone on ``invoice`` (ids are unique
+    per kind only, W9): an adjustment or a partial credit by such an id could not tell which
+    detail is meant, so it is refused rather than applied to both."""
+    kinds: dict[str, set[str]] = {}
+    for line in invoice.lines:
+        for d in line.details:
+            kinds.setdefault(d.source_id, set()).add(d.source_type.value)
+    return [s for s in source_ids if len(kinds.get(s, ())) > 1]
+
+
+def _refuse_ambiguous(invoice: Invoice, source_ids: Iterable[str]) -> None:
+    clash = ambiguous_source_ids(invoice, source_ids)
+    if clash:
+        raise BadRequest(
+            f"{invoice.invoice_id}: {', '.join(clash[:10])} is both a transaction and a milestone "
+            "on this invoice, so a change by SourceId cannot tell them apart; cancel the draft "
+            "(or credit the invoice in full) instead"
+        )
+
+
 def _adjusted(
     invoice: Invoice, wanted: dict[str, DetailStatus], note: str
 ) -> tuple[Invoice, set[str]]:
     """The invoice with the wanted details' new status, and the RowKeys of the details that
     change. Unknown details, or a detail already in another state, are a BadRequest."""
+    _refuse_ambiguous(invoice, wanted)
     found: dict[str, DetailStatus] = {}
     for line in invoice.lines:
         for d in line.details:
@@ -197,6 +219,7 @@ def credit(
                 raise AlreadyCredited(invoice_id, invoiced, "earlier credit notes")
         else:
             wanted = list(dict.fromkeys(items))
+            _refuse_ambiguous(invoice, wanted)
             unknown = [s for s in wanted if s not in invoiced]
             if unknown:
                 raise BadRequest(f"{invoice_id} has no invoiced detail {', '.join(unknown[:10])}")

@@ -18,7 +18,12 @@ from typing import Any
 from invoicing.errors import InputRejected, Problem
 from invoicing.model import DetailStatus, Invoice, Status
 from invoicing.services.common import open_store
-from invoicing.services.corrections import adjust, credit, credited_source_ids
+from invoicing.services.corrections import (
+    adjust,
+    ambiguous_source_ids,
+    credit,
+    credited_source_ids,
+)
 from invoicing.services.invoices import get_invoice
 from invoicing.services.lifecycle import cancel, confirm
 from invoicing.settings import Settings
@@ -192,6 +197,11 @@ def _detail_problem(plan: _Plan, source_id: str, decision: str) -> str | None:
     )
     if found is None:
         return f"{invoice.invoice_id} has no detail {source_id}"
+    if ambiguous_source_ids(invoice, [source_id]):
+        return (
+            f"{source_id} is both a transaction and a milestone on {invoice.invoice_id}: a "
+            "decision by SourceId cannot tell them apart; decide on the invoice instead"
+        )
     if invoice.is_credit_note:
         return f"{invoice.invoice_id} is a credit note: its details take no decision"
     if plan.decision in ("Cancel", "Credit"):
