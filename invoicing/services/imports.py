@@ -111,9 +111,15 @@ def import_portfolio(
             order_of[contract.contract_id] = order
             item_ops, config = _diff_contract(contract, part, order, counts, problems, locations)
             writes.append((part, item_ops, config))
-        problems.extend(_moved_transactions(store, portfolio, parts, locations))
         indexed = {r["ContractId"] for r in registry_rows if rows.registry_indexed(r)}
+        # every stored transaction is in the transaction index unless some contract was
+        # imported before it existed (or its import is unfinished): then scan, as before
+        scan = len(indexed) < len(registry_rows)
+        problems.extend(
+            _moved_transactions(store, portfolio, parts, locations, scan=scan, workers=workers)
+        )
         index_ops, stale_index = _due_index(portfolio, parts, writes, indexed)
+        index_ops += _transaction_index(portfolio, parts, indexed)
         stored_seller = store.seller() if portfolio.seller is not None else None
         if problems:
             raise InputRejected(problems, title="The upload changes invoiced items")
@@ -199,6 +205,26 @@ def _due_index(
     return [upsert_op(e) for e in rows_by_key.values()], stale
 
 
+def _transaction_index(
+    portfolio: Portfolio, parts: Sequence[Partition], indexed: set[str]
+) -> list[Op]:
+    """Transaction index rows for the transactions new to their contract, and for every stored
+    transaction of a contract not indexed yet (so that once every contract is, the moved-
+    transaction check needs no scan)."""
+    ops: list[Op] = []
+    for contract, part in zip(portfolio.contracts, parts, strict=True):
+        cid = contract.contract_id
+        ids = {
+            t.transaction_id
+            for t in contract.transactions
+            if t.transaction_id not in part.transactions
+        }
+        if cid not in indexed:
+            ids.update(e["Id"] for e in part.transactions.values())
+        ops.extend(upsert_op(rows.txn_index_entity(t, cid)) for t in sorted(ids))
+    return ops
+
+
 def _stored_milestones(part: Partition) -> list[Any]:
     found = []
     for e in part.milestones.values():
@@ -220,12 +246,16 @@ def _moved_transactions(
     portfolio: Portfolio,
     parts: Sequence[Partition],
     locations: Mapping[tuple[str, str, str], tuple[str, int]],
+    *,
+    scan: bool = True,
+    workers: int = DEFAULT_WORKERS,
 ) -> list[Problem]:
     """W9 across uploads: a TransactionId is unique in the whole store, not only in one workbook.
 
     Items are never deleted, so a transaction moved to another contract would exist twice and be
-    invoiced twice (R13). Only ids new to their contract need looking up; when there are any, one
-    keys-only scan of the stored transactions finds their owners.
+    invoiced twice (R13). Only ids new to their contract need looking up: in the transaction
+    index (``rows.txn_index_entity``, maintained by import), by point reads; or, when ``scan``
+    (some contract predates the index), by one keys-only scan of the stored transactions.
     """
     new_ids: dict[str, tuple[str, str]] = {}  # row key -> (contract id, transaction id)
     for contract, part in zip(portfolio.contracts, parts, strict=True):
@@ -235,10 +265,17 @@ def _moved_transactions(
     if not new_ids:
         return []
     owners: dict[str, str] = {}
-    for pk, row_key in store.transaction_keys():
-        wanted = new_ids.get(row_key)
-        if wanted is not None and pk != encode_key(wanted[0]):
-            owners[row_key] = describe_key(pk)
+    if scan:
+        for pk, row_key in store.transaction_keys():
+            wanted = new_ids.get(row_key)
+            if wanted is not None and pk != encode_key(wanted[0]):
+                owners[row_key] = describe_key(pk)
+    else:
+        found = store.transaction_owners((t for _, t in new_ids.values()), workers)
+        for key, (contract_id, transaction_id) in new_ids.items():
+            owner = found.get(transaction_id)
+            if owner is not None and owner != contract_id:
+                owners[key] = owner
     problems = []
     for key, owner in owners.items():
         contract_id, transaction_id = new_ids[key]

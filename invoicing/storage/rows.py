@@ -6,6 +6,7 @@ Only ``storage/`` builds or reads table rows; services ask for these by name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -145,6 +146,26 @@ def seller_entity(seller: Party) -> dict[str, Any]:
 
 def seller_from(entity: Mapping[str, Any]) -> Party:
     return Party(**{name: entity.get(name) or "" for name in _PARTY_FIELDS})
+
+
+# ---- transaction index (W9 across uploads) -----------------------------------------------------
+
+TXN_PREFIX = "txn:"  # txn:<2 hex digits of SHA-256(TransactionId)>: 256 partitions
+
+
+def txn_index_pk(transaction_id: str) -> str:
+    digest = hashlib.sha256(transaction_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return TXN_PREFIX + digest[:2]
+
+
+def txn_index_entity(transaction_id: str, contract_id: str) -> dict[str, Any]:
+    """TransactionId -> the contract that stores it (a TransactionId never moves: W9)."""
+    return {
+        "PartitionKey": txn_index_pk(transaction_id),
+        "RowKey": encode_key(transaction_id),
+        "TransactionId": transaction_id,
+        "ContractId": contract_id,
+    }
 
 
 # ---- invoice index -----------------------------------------------------------------------------

@@ -422,6 +422,44 @@ class Store:
             )
         ]
 
+    def transaction_owners(
+        self, transaction_ids: Iterable[str], workers: int = 4
+    ) -> dict[str, str]:
+        """TransactionId -> its ContractId in the transaction index, for the ids stored there.
+
+        Point reads when there are few ids; otherwise one query per index partition the ids
+        fall in (256 at most: a bulk upload into a young store costs a few hundred queries)."""
+        ids = sorted(set(transaction_ids))
+        if not ids:
+            return {}
+        found: dict[str, str] = {}
+        if len(ids) <= POINT_LOOKUPS:
+
+            def one(tid: str) -> tuple[str, str | None]:
+                row = self.get(self.globals, rows.txn_index_pk(tid), encode_key(tid))
+                return tid, None if row is None else row["ContractId"]
+
+            for tid, owner in _threads(one, ids, workers):
+                if owner is not None:
+                    found[tid] = owner
+            return found
+        wanted = set(ids)
+        buckets = sorted({rows.txn_index_pk(t) for t in ids})
+
+        def bucket(pk: str) -> list[dict[str, Any]]:
+            return self.query(
+                self.globals,
+                "PartitionKey eq @pk",
+                {"pk": pk},
+                select=["TransactionId", "ContractId"],
+            )
+
+        for found_rows in _threads(bucket, buckets, workers):
+            for row in found_rows:
+                if row["TransactionId"] in wanted:
+                    found[row["TransactionId"]] = row["ContractId"]
+        return found
+
     def invoice_index(self) -> dict[str, str]:
         """The whole invoice index: encoded InvoiceId -> ContractId."""
         prefix = rows.INDEX_PREFIX
@@ -535,6 +573,18 @@ class Store:
             return None
         row = self.get(self.globals, pk, encode_key(invoice_id))
         return None if row is None else row["ContractId"]
+
+
+POINT_LOOKUPS = 2000  # up to this many ids, the transaction index is read by point reads
+
+
+def _threads(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _stretches(days: Sequence[date]) -> list[tuple[date, date]]:
