@@ -29,6 +29,10 @@ MAX_TEXT_UNITS = 32_767
 
 _PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ISO date and time of day (``2020-09-28 00:00:00``, ``2020-09-28T00:00``), optionally UTC.
+_ISO_DATE_TIME = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})[T ]([0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)(Z|[+-]\S+)?"
+)
 
 TRUE_WORDS = frozenset({"yes", "true", "y", "1"})
 FALSE_WORDS = frozenset({"no", "false", "n", "0"})
@@ -141,7 +145,12 @@ def to_date(value: object, column: str = "") -> date:
     elif isinstance(value, str):
         text = value.strip()
         if not _ISO_DATE.fullmatch(text):
-            raise Bad(f'date "{text}" is not YYYY-MM-DD or an Excel date')
+            with_time = _ISO_DATE_TIME.fullmatch(text)
+            if with_time is None:
+                raise Bad(f'date "{text}" is not YYYY-MM-DD or an Excel date')
+            if with_time.group(2).strip("0:.") or with_time.group(3):
+                raise Bad(f'date "{text}" has a time of day; give the date only')
+            text = with_time.group(1)  # W12: midnight is that date
         try:
             value = date.fromisoformat(text)
         except ValueError:

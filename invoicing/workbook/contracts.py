@@ -24,6 +24,7 @@ from invoicing.workbook.drafts import FP, TM, ContractDraft, LineDraft, Reading,
 from invoicing.workbook.loading import BAD, SheetTable, name_key
 
 MAX_CUSTOMERS_PER_CONTRACT = 50
+FALLBACK_PLACES = 2  # the decimals checked while a contract's Currency is unusable
 HUNDRED = Decimal(100)
 SCHEDULE_COLUMNS = ("Frequency", "RunDay", "FirstRunDate", "LastRunDate", "RRule")
 CLASS_NAMES = ", ".join(c.value for c in TxnClass)
@@ -88,6 +89,10 @@ def read_contracts(r: Reading) -> None:
                     row,
                     f'Currency "{currency_text}" is not an active ISO 4217 code',
                 )
+        if contract.places is None:
+            # W10, one wave: a bad or missing Currency must not hide the amounts' own problems;
+            # they are checked at the usual 2 decimals (the workbook is rejected anyway).
+            contract.places = FALLBACK_PLACES
         if isinstance(terms, int):
             contract.terms = terms
         if isinstance(tax_percent, Decimal):
@@ -153,18 +158,24 @@ def read_lines(r: Reading) -> None:
                 nte = money.round_half_up(nte, contract.places)
         given = [c for c in SCHEDULE_COLUMNS if r.cell(table, cells, c) != ""]
         classes = ALL_CLASSES
+        classes_ok = True
         generated: GeneratedSchedule | None = None
         if method is FP:
             for column in given:
                 r.problem(table, column, row, f"{column} applies only to Time and material lines")
         elif method is TM:
+            counted = len(r.found)
             classes = transaction_classes(r, table, cells, row)
+            classes_ok = len(r.found) == counted
             if given and first is not BAD and last is not BAD:
                 generated = line_schedule(r, table, cells, row, first, last)  # type: ignore[arg-type]
         if line is not None:
             line.name = name if isinstance(name, str) else ""
             line.method = method
             line.classes = classes
+            # W10: transactions are checked against the line's method and classes when those
+            # are good, whatever else is wrong on its row (a cap's decimals, its tax ...)
+            line.checkable = method is FP or (method is TM and classes_ok)
             line.nte = nte if isinstance(nte, Decimal) and method is TM else None
             line.generated = generated
             if given and method is TM:

@@ -61,7 +61,7 @@ class ContractDraft:
         self.ok = True
         self.name = ""
         self.currency = ""
-        self.places: int | None = None  # None: currency unusable, skip decimal checks
+        self.places: int | None = None  # the currency's minor unit (a fallback if it is bad)
         self.terms = 30
         self.tax_percent: Decimal | None = None  # E2: the rate of the lines that give none
         # customer id -> field -> (value, first row): one address per customer (E1)
@@ -80,6 +80,7 @@ class LineDraft:
     """A contract line being read."""
 
     __slots__ = (
+        "checkable",
         "classes",
         "contract",
         "generated",
@@ -101,6 +102,7 @@ class LineDraft:
         self.line_id = line_id
         self.row = row
         self.ok = True
+        self.checkable = False  # its method and classes are good: transactions check against it
         self.name = ""
         self.method: BillingMethod | None = None
         self.classes: frozenset[TxnClass] = ALL_CLASSES

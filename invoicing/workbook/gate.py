@@ -105,7 +105,11 @@ def reject(message: str, status: int = 422) -> UploadRejected:
 
 
 ErrorCells = dict[str, list[tuple[str, str]]]
-"""Zip member name -> (cell reference, error text such as ``#N/A``) of each Excel error cell."""
+"""Zip member name -> (cell reference, text) of each Excel error cell (text: the error, such as
+``#N/A``) and each formula cell (text: ``FORMULA``, or ``NO_SAVED_VALUE`` when the file holds
+no value for it: it was never recalculated)."""
+FORMULA = "="
+NO_SAVED_VALUE = "=?"
 
 
 def check_upload(data: bytes, *, max_bytes: int, max_cells: int = MAX_CELLS) -> ErrorCells:
@@ -334,6 +338,8 @@ def _check_members(
                 _check_numbers(info.filename, data)
             if b't="e"' in data or b"t='e'" in data:  # one memchr-speed pass; rarely true
                 errors[info.filename] = _error_cells(data)
+            if b"<f" in data:  # formulas (W12): rare in an input sheet, found the same way
+                errors.setdefault(info.filename, []).extend(_formula_cells(data))
         del data
     if string_lengths and sheets:
         _check_shared_text(string_lengths, sheets)
@@ -359,6 +365,25 @@ def _error_cells(data: bytes) -> list[tuple[str, str]]:
         value = _VALUE.search(data, tag.end(), tag.end() + 2000)
         text = value.group(1).decode("utf-8", "replace") if value else "an error"
         found.append((reference.group(1).decode("ascii"), text))
+    return found
+
+
+def _formula_cells(data: bytes) -> list[tuple[str, str]]:
+    """(reference, FORMULA or NO_SAVED_VALUE) of every cell holding a formula (``<f``)."""
+    found = []
+    position = data.find(b"<f")
+    while position >= 0:
+        start = data.rfind(b"<c ", 0, position)
+        end = data.find(b"</c>", position)
+        if start < 0 or end < 0:
+            break
+        head_end = data.find(b">", start, position)
+        reference = _REFERENCE.search(data, start, head_end + 1) if head_end >= 0 else None
+        if reference is not None:
+            value = _VALUE.search(data, position, end + 4)
+            saved = value is not None and value.group(1) != b""
+            found.append((reference.group(1).decode("ascii"), FORMULA if saved else NO_SAVED_VALUE))
+        position = data.find(b"<f", end)
     return found
 
 

@@ -13,8 +13,9 @@ A sheet that lacks a required column is not read at all: its rows would only rep
 from __future__ import annotations
 
 import io
+import re
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import NoReturn
 
@@ -33,12 +34,18 @@ from invoicing.workbook._cells import (
 )
 from invoicing.workbook.columns import INPUT_SHEETS as SHEETS
 from invoicing.workbook.columns import INSTRUCTIONS_SHEET
-from invoicing.workbook.gate import ErrorCells
+from invoicing.workbook.gate import FORMULA, NO_SAVED_VALUE, ErrorCells
+from invoicing.workbook.messy import MAX_TOTALS_ROWS, header_row, is_totals_row, near_sheet
 
 REQUIRED_SHEETS = ("Contracts", "Customers", "ContractLines")
 MAX_PROBLEMS = 1000
 EXCEL_ERROR = "the cell holds the Excel error"
 EXCEL_ERROR_FIX = "fix the formula or clear the cell"
+NO_VALUE_MESSAGE = (
+    "the cell's formula has no saved value: the file was never recalculated; open it in Excel "
+    "or LibreOffice, let it calculate, and save it again"
+)
+CELL_PROBLEMS = (EXCEL_ERROR, NO_VALUE_MESSAGE)  # what is said of such a cell; nothing else
 SHEET_RANK = {name: rank for rank, name in enumerate(SHEETS)}
 _MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -68,15 +75,55 @@ BAD = Invalid()
 class ProblemList(list):  # type: ignore[type-arg]
     """Problems found so far, as (sheet rank, row, column, problem): every one counted, the first
     ``MAX_PROBLEMS`` kept. A hostile or hopeless upload can have a problem in each of millions of
-    cells; listing them all would cost gigabytes (L3) and help nobody."""
+    cells; listing them all would cost gigabytes (L3) and help nobody.
+
+    The same problem again and again in one column (a 5,000-row export whose every Date has a
+    time of day) is listed ``SAME_KIND_LISTED`` times, then summarised in one line (W12)."""
 
     dropped = 0
 
+    def __init__(self, items: Iterable[tuple[int, int, int, Problem]] = ()):
+        super().__init__(items)
+        # (rank, column, message kind) -> [count, first summarised item or None]
+        self.kinds: dict[tuple[int, int, str], list] = {}  # type: ignore[type-arg]
+
     def append(self, item: tuple[int, int, int, Problem]) -> None:
+        kind = (item[0], item[2], _KIND.sub("…", item[3].message))
+        seen = self.kinds.get(kind)
+        if seen is None:
+            if len(self.kinds) >= MAX_PROBLEMS:  # bounded like the list itself (L3)
+                seen = [-(10**18), None]  # never summarised: listed or dropped as before
+            else:
+                seen = self.kinds[kind] = [0, None]
+        seen[0] += 1
+        if seen[0] > SAME_KIND_LISTED:
+            if seen[1] is None:
+                seen[1] = item
+            return
         if len(self) < MAX_PROBLEMS:
             super().append(item)
         else:
             self.dropped += 1
+
+    def summarised(self) -> int:
+        return sum(count - SAME_KIND_LISTED for count, first in self.kinds.values() if first)
+
+    def summaries(self) -> list[tuple[int, int, int, Problem]]:
+        """One line per kind of problem repeated in a column, at the first row not listed."""
+        out = []
+        for count, first in self.kinds.values():
+            if first is None:
+                continue
+            more = count - SAME_KIND_LISTED
+            problem = first[3]
+            message = f"… and {more:,} more like it in this column (from this row on)"
+            out.append((*first[:3], Problem(problem.sheet, problem.cell, message)))
+        return out
+
+
+# A problem's kind: its message without the values it quotes or counts.
+_KIND = re.compile(r'"[^"]*"|[0-9][0-9.,:\- ]*')
+SAME_KIND_LISTED = 5
 
 
 class SheetTable:
@@ -185,6 +232,17 @@ class Sheets:
             if canonical is None and name_key(name) == name_key(INSTRUCTIONS_SHEET):
                 continue  # the template's own help sheet: ignored without a warning
             if canonical is None:
+                near = near_sheet(name_key(name), SHEET_KEYS)
+                if near is not None:  # W12: never silently drop what is probably billing
+                    self.sheet_problem(
+                        near,
+                        name,
+                        "",
+                        0,
+                        f"this sheet is not read, its name is not an input sheet's: if it holds "
+                        f'the {near} rows, rename it "{near}"; otherwise remove it',
+                    )
+                    continue
                 self.warnings.append(f'sheet "{name}" is not an input sheet; ignored')
                 continue
             if canonical in self.tables:
@@ -228,12 +286,49 @@ class Sheets:
                     f"the sheet has more than {max_rows:,} data rows",
                 )
                 table.body = []  # not read at all: its rows would only cascade
-                self._header(table, header)
+                self._header(table, header, rows, start[0] + 1)
                 self.usable.discard(canonical)
                 continue
-            self._header(table, header)
+            self._header(table, header, rows, start[0] + 1)
+            if canonical in self.usable:
+                self._skip_totals(table)
 
-    def _header(self, table: SheetTable, header: list[object]) -> None:
+    def _formulas(self, table: SheetTable) -> dict[int, set[int]]:
+        """Excel row -> positions (in the row lists) of the sheet's formula cells."""
+        by_row: dict[int, set[int]] = {}
+        for reference, text in self.error_cells.get(table.name, ()):
+            if text in (FORMULA, NO_SAVED_VALUE):
+                letters = reference.rstrip("0123456789")
+                row = int(reference[len(letters) :])
+                by_row.setdefault(row, set()).add(column_index(letters) - table.col_offset)
+        return by_row
+
+    def _skip_totals(self, table: SheetTable) -> None:
+        """W12: trailing rows that are only formulas over the data (an Excel table's totals row,
+        a =SUM row) are not data: skipped with a warning."""
+        if not self.error_cells.get(table.name):
+            return
+        formulas = self._formulas(table)
+        body = table.body
+        skipped = 0
+        while body and skipped < MAX_TOTALS_ROWS:
+            last = len(body) - 1
+            cells = body[last]
+            row = table.first_row + last
+            if cells.count("") == len(cells):
+                body.pop()
+                continue
+            if not is_totals_row(cells, formulas.get(row, set())):
+                break
+            body.pop()
+            skipped += 1
+            self.warnings.append(
+                f"{table.name}!A{row}: a totals row (only formulas over the data) is not read"
+            )
+
+    def _header(
+        self, table: SheetTable, header: list[object], rows: list[list[object]], first_row: int
+    ) -> None:
         keys = COLUMN_KEYS[table.canonical]
         rank = SHEET_RANK[table.canonical]
         index = table.index
@@ -254,8 +349,20 @@ class Sheets:
                 ok = False
             else:
                 index[column] = pos
-        for column, required in SHEETS[table.canonical]:
-            if required and column not in index:
+        missing = [c for c, required in SHEETS[table.canonical] if required and c not in index]
+        found_at = None
+        if missing:
+            wanted = {name_key(c) for c, required in SHEETS[table.canonical] if required}
+            found_at = header_row(rows, first_row, wanted, name_key)
+        if found_at is not None and found_at != 1:
+            message = (
+                f"the header must be in row 1; found it in row {found_at} "
+                "(delete the rows above it)"
+            )
+            self.found.append((rank, 1, -1, Problem(table.name, f"A{found_at}", message)))
+            ok = False
+        else:
+            for column in missing:
                 problem = Problem(table.name, "A1", f'required column "{column}" is missing')
                 self.found.append((rank, 1, -1, problem))
                 ok = False
@@ -270,13 +377,20 @@ class Sheets:
         reported: set[tuple[str, str]] = set()
         for table in self.tables.values():
             columns = {pos: name for name, pos in table.index.items()}
+            last_row = table.first_row + len(table.body) - 1  # totals rows skipped
             for reference, text in self.error_cells.get(table.name, ()):
+                if text == FORMULA:
+                    continue  # a formula with its saved value: the value is read
                 letters = reference.rstrip("0123456789")
                 row = int(reference[len(letters) :])
                 pos = column_index(letters) - table.col_offset
-                if row < 2 or pos not in columns:
-                    continue  # the header row or a column we ignore
-                problem = Problem(table.name, reference, f"{EXCEL_ERROR} {text}; {EXCEL_ERROR_FIX}")
+                if row < 2 or row > last_row or pos not in columns:
+                    continue  # the header row, a skipped row or a column we ignore
+                if text == NO_SAVED_VALUE:
+                    message = NO_VALUE_MESSAGE
+                else:
+                    message = f"{EXCEL_ERROR} {text}; {EXCEL_ERROR_FIX}"
+                problem = Problem(table.name, reference, message)
                 self.found.append(
                     (SHEET_RANK[table.canonical], row, table.col_offset + pos, problem)
                 )

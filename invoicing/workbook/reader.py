@@ -36,7 +36,7 @@ from invoicing.workbook.contracts import (
 from invoicing.workbook.drafts import Locations, Reading, build_contract
 from invoicing.workbook.gate import check_upload
 from invoicing.workbook.items import read_milestones, read_schedule_rows
-from invoicing.workbook.loading import EXCEL_ERROR, ProblemList, error_cells_by_sheet, open_book
+from invoicing.workbook.loading import CELL_PROBLEMS, error_cells_by_sheet, open_book
 from invoicing.workbook.transactions import read_transactions
 
 # The reader's own arithmetic context, whatever the caller's thread has set: 34 digits hold every
@@ -99,21 +99,21 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
 def _reject_if_any(reading: Reading, errors: set[tuple[str, str]]) -> None:
     """Raise ``InputRejected`` with the problems found, in sheet, row and column order."""
     found = reading.found
+    items = [*found, *found.summaries()]
     if errors:
         # The parser reads an error cell as blank: what else was said of that cell is noise.
-        kept = ProblemList(
+        items = [
             f
-            for f in found
-            if (f[3].sheet, f[3].cell) not in errors or f[3].message.startswith(EXCEL_ERROR)
-        )
-        kept.dropped = found.dropped
-        found = kept
-    if not found:
+            for f in items
+            if (f[3].sheet, f[3].cell) not in errors or f[3].message.startswith(CELL_PROBLEMS)
+        ]
+    if not items:
         return
-    found.sort(key=lambda item: item[:3])
-    listed = [p for *_, p in found]
+    items.sort(key=lambda item: item[:3])
+    listed = [p for *_, p in items]
     if found.dropped:
         listed.append(Problem("", "", f"... and {found.dropped:,} more problems not listed"))
     rejected = InputRejected(listed)
-    rejected.total = len(found) + found.dropped
+    rejected.total = len(found) + found.dropped + found.summarised()
+    rejected.warnings = tuple(reading.warnings)  # type: ignore[attr-defined]
     raise rejected

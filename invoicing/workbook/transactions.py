@@ -258,8 +258,8 @@ def transaction_line(
             "price; transactions are for Time and material lines",
         )
         line = None
-    elif line is not None and (line.method is None or not line.ok):
-        line = None  # the line's own row is broken (reported there): no checks against it
+    elif line is not None and not line.checkable:
+        line = None  # the line's method or classes are broken (reported there): no checks
     return line, contract
 
 
