@@ -22,6 +22,7 @@ from invoicing.storage.azurite import Azurite  # noqa: E402
 
 SAMPLE = ROOT / "templates" / "sample-adatum.xlsx"
 OUTPUT = ROOT / "out" / "invoices.xlsx"
+DOCUMENTS = ROOT / "out" / "documents"
 START, END = "2020-10-01", "2020-11-30"
 
 
@@ -36,6 +37,7 @@ def main() -> int:
         ["import", str(SAMPLE)],
         ["run", "--from", START, "--to", END],
         ["export", "-o", str(OUTPUT)],
+        ["documents", "-o", str(DOCUMENTS)],
         ["audit"],
     ]
     print("starting Azurite (free ports, throwaway folder) ...", flush=True)
@@ -53,7 +55,7 @@ def main() -> int:
                 print(f"step failed with exit code {code}; stopping Azurite", file=sys.stderr)
                 return code
     print(f"\nAzurite stopped. Done in {time.monotonic() - started:.1f} s.")
-    print(f"The invoice workbook is {OUTPUT}")
+    print(f"The invoice workbook is {OUTPUT}; the invoices' PDFs (proformas) are in {DOCUMENTS}")
     return 0
 
 
