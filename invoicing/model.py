@@ -265,6 +265,9 @@ class Invoice(NamedTuple):
     credited_number: str | None = None
     # an invoice: its credit notes as (CreditNoteId, number), in the order they were made
     credit_notes: tuple[tuple[str, str | None], ...] = ()
+    # a credit note's tax per (category, percent) when it is not its own lines' rounding: the
+    # credits of one invoice give back exactly its tax, group by group (R21, E2)
+    stated_tax: tuple[tuple[TaxCategory, Decimal, Decimal], ...] = ()
 
     @property
     def is_credit_note(self) -> bool:

@@ -8,12 +8,13 @@ notes mirror invoices: their nets are negative and so is their tax (half-up roun
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
-from invoicing.model import Invoice, TaxCategory
+from invoicing.model import DetailStatus, Invoice, TaxCategory
 from invoicing.money import HUNDRED, ZERO, decimals_of, minor_unit, round_half_up
 
 MAX_PERCENT_DECIMALS = 2
@@ -215,11 +216,65 @@ def compute(
 def invoice_tax(invoice: Invoice) -> TaxSummary:
     """An invoice's or credit note's VAT from its lines (E2, X5): what the store and the invoice
     workbook carry. Unlike ``compute`` it checks nothing: the reader validated every line's
-    category and percent, and a document (which must satisfy EN 16931) checks again."""
-    return summarize(
+    category and percent, and a document (which must satisfy EN 16931) checks again. A credit
+    note's ``stated_tax`` replaces its groups' own rounding (``credit_tax``)."""
+    summary = summarize(
         [TaxableLine(li.amount, li.tax_category, li.tax_percent) for li in invoice.lines],
         invoice.currency,
     )
+    return with_stated(summary, invoice.stated_tax)
+
+
+def with_stated(
+    summary: TaxSummary, stated: Iterable[tuple[TaxCategory, Decimal, Decimal]]
+) -> TaxSummary:
+    """``summary`` with the groups' tax given in ``stated`` ((category, percent, tax) each)."""
+    given = {(TaxCategory(c), p.normalize() + ZERO): t for c, p, t in stated}
+    if not given:
+        return summary
+    lines = tuple(
+        dataclasses.replace(t, tax=given.get((t.category, t.percent.normalize() + ZERO), t.tax))
+        for t in summary.lines
+    )
+    tax = sum((t.tax for t in lines), round_half_up(ZERO, minor_unit(summary.currency)))
+    return TaxSummary(summary.currency, lines, summary.net, tax)
+
+
+def credit_tax(
+    note: Invoice, invoice: Invoice, before: Iterable[str], now: Iterable[str]
+) -> tuple[tuple[TaxCategory, Decimal, Decimal], ...]:
+    """The ``stated_tax`` of ``note``, a credit note of ``invoice`` that credits the details
+    ``now`` after earlier credit notes credited ``before`` (SourceIds): empty when it is the
+    note's own rounding (most of the time), else every group's tax, negative, computed as
+    the group's tax on everything credited so far minus its tax on what was credited before.
+    Rounding each credit note on its own would give back up to half a minor unit per note more
+    (or less) than the invoice charged; these differences add up to exactly the invoice's tax
+    once everything is credited, and each stays within one minor unit of its own rounding
+    (which EN 16931's BR-CO-17 tolerates)."""
+    places = minor_unit(invoice.currency)
+    earlier, current = set(before), set(now)
+    groups: dict[tuple[TaxCategory, Decimal], list[Decimal]] = {}
+    for line in invoice.lines:
+        key = (line.tax_category, line.tax_percent.normalize() + ZERO)
+        sums = groups.setdefault(key, [ZERO, ZERO])
+        for d in line.details:
+            if d.status is not DetailStatus.INVOICED:
+                continue
+            if d.source_id in earlier:
+                sums[0] += d.amount
+            elif d.source_id in current:
+                sums[1] += d.amount
+    stated = []
+    for (category, percent), (done, taking) in groups.items():
+        if not taking:
+            continue
+        after = round_half_up((done + taking) * percent / HUNDRED, places)
+        prior = round_half_up(done * percent / HUNDRED, places)
+        stated.append((category, percent, prior - after))
+    own = {(t.category, t.percent): t.tax for t in invoice_tax(note._replace(stated_tax=())).lines}
+    if all(own.get((c, p)) == t for c, p, t in stated):
+        return ()
+    return tuple(stated)
 
 
 def summarize(

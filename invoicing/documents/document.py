@@ -29,6 +29,7 @@ from invoicing.tax import (
     TaxError,
     TaxSummary,
     compute,
+    with_stated,
 )
 
 # UNTDID 1001 document type codes (BT-3).
@@ -308,6 +309,9 @@ def document_from_invoice(
             )
         except TaxError as error:
             problems.append(str(error))
+        else:  # a credit note states the tax its credits take of the invoice's (tax.credit_tax)
+            stated = getattr(invoice, "stated_tax", ())
+            summary = with_stated(summary, [(c, p, sign * t) for c, p, t in stated])
     if problems or summary is None or seller is None or buyer is None:
         raise DocumentError(problems)
     number = invoice.invoice_id if draft else (invoice.invoice_number or invoice.invoice_id)

@@ -40,6 +40,7 @@ from invoicing.storage import codec, rows
 from invoicing.storage.errors import AlreadyCredited, NotFound, WrongState
 from invoicing.storage.keys import encode_key
 from invoicing.storage.store import MAX_BATCH_OPS, Store, replace_if_op, upsert_op
+from invoicing.tax import credit_tax
 
 ZERO = Decimal(0)
 MAX_NOTE = 1_000  # a write-off note is a sentence, and it must fit a stored detail
@@ -300,7 +301,7 @@ def _credit_note(
             amount = sum((d.amount for d in details), ZERO)
             lines.append(line._replace(line_number=len(lines) + 1, amount=amount, details=details))
     day = date.fromisoformat(entry["date"])
-    return invoice._replace(
+    note = invoice._replace(
         invoice_id=entry["id"],
         invoice_date=day,
         due_date=day,
@@ -313,6 +314,7 @@ def _credit_note(
         credited_number=invoice.invoice_number,
         credit_notes=(),
     )
+    return note._replace(stated_tax=credit_tax(note, invoice, earlier or {}, wanted))
 
 
 def _finish(

@@ -466,6 +466,10 @@ def header_entity(pk: str, inv: Invoice, status: str) -> dict[str, Any]:
             CreditedInvoiceId=inv.credited_invoice_id,
             CreditedNumber=inv.credited_number,
         )
+    if inv.stated_tax:  # a credit note's tax per group (tax.credit_tax)
+        entity["TaxGroups"] = json.dumps(
+            [[c.value, str(p), str(t)] for c, p, t in inv.stated_tax], separators=(",", ":")
+        )
     return entity
 
 
@@ -590,6 +594,10 @@ def invoice_from(
         credited_number=header.get("CreditedNumber") or None,
         credit_notes=tuple(
             (c["id"], c.get("number")) for c in json.loads(header.get("Credits") or "[]")
+        ),
+        stated_tax=tuple(
+            (TaxCategory(c), Decimal(p), Decimal(t))
+            for c, p, t in json.loads(header.get("TaxGroups") or "[]")
         ),
     )
 

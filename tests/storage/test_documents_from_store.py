@@ -86,3 +86,15 @@ def test_documents_writes_one_file_per_invoice_and_names_the_refused(cli_env, st
     assert main(["documents", "--format", "ubl", "-o", str(folder)]) == 0
     number = services.get_invoice(store, invoice_id).invoice_number
     assert [p.name for p in folder.iterdir()] == [f"{number}.ubl.xml"]
+
+
+def test_the_last_of_several_partial_credits_states_the_rest_of_the_tax_and_validates(
+    cli_env, store, tmp_path, validator
+):
+    invoice_id = stored_invoice(store, cli_env)  # 3 x 10.01 at 20 %: tax 6.01
+    services.confirm(store, cli_env, invoice_id)
+    notes = [services.credit(store, cli_env, invoice_id, items=[t]) for t in ("T1", "T2", "T3")]
+    last = document(notes[-1].invoice_id, "cii", tmp_path)
+    assert b">2.01<" in last  # 6.01 - 2.00 - 2.00, one cent over its own rounding (2.002)
+    assert validator.check_cii(last) == []
+    assert validator.check_ubl(document(notes[-1].invoice_id, "ubl", tmp_path)) == []

@@ -72,3 +72,20 @@ def test_audit_names_a_header_whose_tax_is_not_its_lines(store, storage_settings
         f"invoice {draft.invoice_id} (C0): tax 19.99 and gross 120.00 stored, its lines give "
         "20.00 and 120.00 (E2)"
     ], problems
+
+
+def test_credits_in_parts_give_back_exactly_the_invoices_tax(store, storage_settings):
+    # 10.05 + 10.05 at 10 %: the invoice's tax is 2.01 (20.10 x 10 %, rounded once), while
+    # each half rounded alone is 1.01 (1.005): two such credits would give back 2.02
+    taxed_import(store, storage_settings, {"T1": "10.05", "T2": "10.05"}, percent="10")
+    services.run_daily(store, storage_settings, span=(D("2020-10-05"), D("2020-10-05")))
+    (draft,) = drafts(store, "2020-10-05")
+    confirmed = services.confirm(store, storage_settings, draft.invoice_id)
+    assert header(store, confirmed.invoice_id)["TaxAmount"] == "2.01"
+    first = services.credit(store, storage_settings, confirmed.invoice_id, items=["T1"])
+    second = services.credit(store, storage_settings, confirmed.invoice_id, items=["T2"])
+    taxes = [header(store, n.invoice_id)["TaxAmount"] for n in (first, second)]
+    assert taxes == ["-1.01", "-1.00"]  # 1.01 for the first half, what is left for the second
+    assert sum(Decimal(t) for t in taxes) == -Decimal("2.01")
+    assert header(store, second.invoice_id)["GrossAmount"] == "-11.05"
+    assert services.audit(store, storage_settings) == []
