@@ -96,6 +96,7 @@ class Settings:
                 f'INVOICE_RUN_SCHEDULE "{self.run_schedule}" is not a six-field NCRONTAB '
                 'expression such as "0 0 2 * * *" (02:00 UTC daily)'
             )
+        self._check_number_prefixes()
         prefix = self.table_prefix
         # Table names are 3-63 ASCII letters and digits starting with a letter, and the longest
         # name made from the prefix is prefix + "globals".
@@ -106,6 +107,32 @@ class Settings:
                 f'INVOICE_TABLE_PREFIX "{prefix}" must be 1 to 56 ASCII letters and digits, '
                 "starting with a letter"
             )
+
+
+    def _check_number_prefixes(self) -> None:
+        """Invoice and credit-note numbers must never be equal (R16, R21); each prefix is short
+        printable ASCII, so that a number is the same in the store, the XML (BT-1) and a file
+        name."""
+        for name, text in (
+            ("INVOICE_NUMBER_PREFIX", self.invoice_number_prefix),
+            ("CREDIT_NOTE_PREFIX", self.credit_note_prefix),
+        ):
+            if len(text) > MAX_NUMBER_PREFIX or not (text.isascii() and text.isprintable()):
+                raise SettingsError(
+                    f'{name} "{text}" must be at most {MAX_NUMBER_PREFIX} printable ASCII '
+                    "characters"
+                )
+        invoices, credits = self.invoice_number_prefix, self.credit_note_prefix
+        shorter, longer = sorted((invoices, credits), key=len)
+        # prefix + digits: two series can meet only when one prefix is the other plus digits
+        if longer.startswith(shorter) and (longer == shorter or longer[len(shorter) :].isdigit()):
+            raise SettingsError(
+                f'INVOICE_NUMBER_PREFIX "{invoices}" and CREDIT_NOTE_PREFIX "{credits}" would '
+                "give an invoice and a credit note the same number; make them differ"
+            )
+
+
+MAX_NUMBER_PREFIX = 20
 
 
 def _app_settings() -> list[tuple[str, AppSetting, Any]]:

@@ -58,7 +58,11 @@ def test_blank_values_take_the_default_except_where_blank_is_allowed():
         if f.metadata and f.metadata["app_setting"].blank_allowed
     }
     assert "invoice_number_prefix" in kept  # an empty prefix means numbers without one
-    assert Settings.from_env(blank) == Settings(**kept)
+    # both number prefixes blank would number invoice 1 and credit note 1 alike: refused
+    with pytest.raises(SettingsError, match="the same number"):
+        Settings.from_env(blank)
+    del kept["credit_note_prefix"]
+    assert Settings.from_env({**blank, "CREDIT_NOTE_PREFIX": "CRN-"}) == Settings(**kept)
     assert Settings.from_env({"MAX_ROWS": "  "}).max_rows == Settings().max_rows
 
 
@@ -85,3 +89,19 @@ def test_whole_numbers_are_checked_against_their_bounds(name, value, message):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({name: value})
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("invoices", "credits", "allowed"),
+    [("INV-", "CRN-", True), ("", "CRN-", True), ("INV", "INV1", False), ("A", "A", False),
+     ("INV", "INV-C", True), ("INV\t", "CRN-", False), ("X" * 21, "CRN-", False)],
+)
+def test_number_prefixes_never_let_an_invoice_and_a_credit_note_share_a_number(
+    invoices, credits, allowed
+):
+    env = {"INVOICE_NUMBER_PREFIX": invoices, "CREDIT_NOTE_PREFIX": credits}
+    if allowed:
+        assert Settings.from_env(env).credit_note_prefix == credits
+    else:
+        with pytest.raises(SettingsError):
+            Settings.from_env(env)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 from invoicing import requests
@@ -22,9 +25,28 @@ def read_upload(path: str, settings: Settings) -> bytes:
 
 
 def write_output(path: str, data: bytes) -> None:
-    """Write atomically so a failure never leaves a half-written output file."""
+    """Write atomically so a failure never leaves a half-written output file: the bytes go to a
+    fresh temporary file beside the target (created exclusively, never through a symlink that
+    was there before) and replace the target in one rename; on any failure it is removed."""
     target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory; give a file name")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".part", dir=target.parent
+    )
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 is not what the user expects
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -155,6 +155,7 @@ def documents_command(
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{directory}: not a directory")
     written = refused = 0
+    names: dict[str, str] = {}
     watched = sys.stderr.isatty()
     for done, result in enumerate(
         services.range_documents(services.open_store(settings), fmt, start, end, contract), 1
@@ -163,7 +164,15 @@ def documents_command(
             invoice_id, error = result
             print(f"{invoice_id}: {error}", file=sys.stderr)
             refused += 1
+        elif result.filename in names:  # never replace a document of this batch
+            print(
+                f"{result.invoice_id}: its file name {result.filename} is taken by "
+                f"{names[result.filename]} in this batch; not written",
+                file=sys.stderr,
+            )
+            refused += 1
         else:
+            names[result.filename] = result.invoice_id
             write_output(str(folder / result.filename), result.content)
             written += 1
         if watched:

@@ -9,6 +9,8 @@ metadata, ``factur-x.xml`` attachment with AFRelationship ``Data``).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from datetime import date
@@ -16,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import facturx
+from fontTools.ttLib import TTFont
 from fpdf import FPDF, FontFace
 from fpdf.enums import TableBordersLayout, XPos, YPos
 
@@ -38,6 +41,7 @@ _GREY = (96, 96, 96)
 _LIGHT = (235, 235, 235)
 _BLACK = (0, 0, 0)
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f]")
+MAX_CELL_TEXT = 1_200  # characters: about 30 lines of a description cell, well inside a page
 
 
 def render_pdf(
@@ -51,6 +55,15 @@ def render_pdf(
     XML to embed (default: ``build_cii(document)``), so that a caller that serves both can embed
     exactly the bytes it serves.
     """
+    unshown = unprintable(document)
+    if unshown:
+        raise DocumentError(
+            [
+                f"the PDF's font has no letters for {', '.join(repr(c) for c in unshown[:20])} "
+                "(in the parties' or lines' text); the XML carries them: ask for format xml or "
+                "ubl, or give the text in Latin, Greek or Cyrillic letters"
+            ]
+        )
     problems = en16931_problems(document)
     if embed_xml is None:
         embed_xml = not document.draft and not problems
@@ -75,6 +88,41 @@ def render_pdf(
             lang="en",
         )
     )
+
+
+@functools.cache
+def _glyphs() -> frozenset[int]:
+    """The code points both bundled fonts can draw."""
+    found = None
+    for name in ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf"):
+        with TTFont(FONTS / name, lazy=True) as font:
+            points = frozenset(font.getBestCmap())
+        found = points if found is None else found & points
+    return found or frozenset()
+
+
+def unprintable(document: Document) -> list[str]:
+    """The characters of the document's texts that the PDF could not show (they would vanish
+    from it silently), in the order they first appear."""
+    texts = [
+        document.number,
+        document.contract_id,
+        document.contract_name,
+        document.payment_terms,
+        document.note,
+    ]
+    for party in (document.seller, document.buyer):
+        texts += [getattr(party, f.name) for f in dataclasses.fields(party)]
+    for line in document.lines:
+        texts += [line.name, line.contract_line_id]
+        texts += [t for d in line.details for t in (d.source_id, d.description)]
+    glyphs = _glyphs()
+    missing: dict[str, None] = {}
+    for text in texts:
+        for ch in text or "":
+            if ord(ch) not in glyphs and not _CONTROL.match(ch) and ch not in "\n\r":
+                missing[ch] = None
+    return list(missing)
 
 
 def title_of(document: Document) -> str:
@@ -133,7 +181,10 @@ class _InvoicePdf(FPDF):
 
     def normalize_text(self, text: str) -> str:
         """Every text fpdf2 writes passes here: control characters (a tab, a stray \\x01 from a
-        spreadsheet) have no glyph, so they become spaces; line breaks stay."""
+        spreadsheet) have no glyph, so they become spaces; line breaks stay. A text longer than
+        a table cell can hold on one page is cut with an ellipsis (the XML keeps it whole)."""
+        if len(text) > MAX_CELL_TEXT:
+            text = text[: MAX_CELL_TEXT - 1] + "…"
         return super().normalize_text(_CONTROL.sub(" ", text))
 
     # -- page furniture --

@@ -75,6 +75,8 @@ def render(
     invoice: Invoice, contract: Contract | None, seller: Party | None, fmt: DocumentFormat
 ) -> RenderedDocument:
     """The document of ``invoice`` (no storage): DocumentRefused with every problem at once."""
+    from fpdf.errors import FPDFException
+
     from invoicing.documents.cii import build_cii
     from invoicing.documents.document import document_from_invoice
     from invoicing.documents.pdf import render_pdf
@@ -85,7 +87,14 @@ def render(
     taxes = [LineTax(line.tax_category, line.tax_percent) for line in invoice.lines]
     document = document_from_invoice(invoice, seller, buyer, taxes)
     if fmt is DocumentFormat.PDF:
-        content = render_pdf(document)
+        try:
+            content = render_pdf(document)
+        except DocumentRefused:
+            raise
+        except (ValueError, FPDFException) as exc:  # a layout fpdf2 cannot make: say so
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            why = f"the PDF of {invoice.invoice_id} cannot be laid out: {reason}"
+            raise DocumentRefused([why]) from exc
     elif fmt is DocumentFormat.CII:
         content = build_cii(document)
     else:
@@ -106,5 +115,7 @@ def _customer(contract: Contract, customer_id: str) -> Customer | None:
 
 
 def _file_name(name: str, fmt: DocumentFormat) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    return safe + SUFFIXES[fmt]
+    """ASCII letters, digits, ``-``, ``_`` and ``.`` (no leading dot): safe on every file system
+    and in a Content-Disposition header as it is."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in name)
+    return (safe.lstrip(".") or "document") + SUFFIXES[fmt]

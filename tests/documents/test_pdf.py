@@ -166,3 +166,18 @@ def test_control_characters_and_any_script_are_printable(caplog):
     words = " ".join(text_of(render_pdf(doc)).split())  # the name wraps in the buyer block
     assert "Ελληνική ΑΕ · ООО Ромашка · Đặng & Fils Sàrl" in words
     assert "missing the following glyphs" not in caplog.text
+
+
+def test_letters_the_font_cannot_show_are_refused_not_dropped():
+    from tests.documents.builders import BUYER
+
+    doc = replace(two_groups("JPY"), buyer=replace(BUYER, name="株式会社テスト", city="東京"))
+    with pytest.raises(DocumentError, match="no letters for '株'"):
+        render_pdf(doc)
+
+
+def test_an_overlong_line_name_is_cut_in_the_pdf_not_a_crash():
+    doc = two_groups("EUR")
+    long_line = replace(doc.lines[0], name="L " * 3_000)
+    text = text_of(render_pdf(replace(doc, lines=(long_line, *doc.lines[1:]))))
+    assert "L L L" in text and "…" in text
