@@ -179,6 +179,7 @@ def run_daily(
         _record_missed(store, ledger, choice.missed)
         summary = RunSummary(already_done=list(choice.already_done), missed=list(choice.missed))
         if dates:
+            store.note_ran_index(fresh=not ledger, today=real_today)
             _run_dates(store, dates, summary, workers, progress)
     summary.seconds = time.monotonic() - started_at
     return summary
@@ -221,7 +222,13 @@ def _run_dates(
         )
         ready = [(c, p) for c, p in zip(chunk, planned, strict=True) if p is not None]
         invoices = [inv for _, (_, plans, _) in ready for p in plans for inv in p.invoices]
-        store.submit(store.globals, [upsert_op(rows.index_entity(i)) for i in invoices], "index")
+        # the invoice index and the W rows (which contracts have a marker on a date: listings
+        # of a range read those), before any commit: harmless if the commit never happens
+        index = [upsert_op(rows.index_entity(i)) for i in invoices]
+        index += [
+            upsert_op(rows.ran_entity(c, p.run_date)) for c, (_, plans, _) in ready for p in plans
+        ]
+        store.submit(store.globals, index, "index")
         parallel(
             lambda e: _isolated(e[0], failed, lambda: _write_plans(store, e[1][0], e[1][1])),
             ready,

@@ -26,7 +26,12 @@ COUNTER_RK = "invoice-number"
 CREDIT_COUNTER_RK = "credit-note-number"
 DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
 SELLER_PK = SELLER_RK = "seller"  # W11: the Seller sheet of the latest upload that had one
-INDEX_PREFIX = "I"  # I<YYYYMM>: InvoiceId -> ContractId, one partition per month of run dates
+# I<YYYYMMDD><h>: InvoiceId -> ContractId, one partition per invoice date and first hex digit of
+# the id's hash (16 per day: a day of every contract's invoices is not one hot partition; stores
+# from before it also hold I<YYYYMM> partitions, still read)
+INDEX_PREFIX = "I"
+RAN_PREFIX = "W"  # W<YYYYMMDD> / ContractId: the contracts a run wrote a marker for on that date
+RAN_SINCE_RK = "ran-index"  # daily / ran-index: from which run date every marker has its W row
 
 # ledger states (S6, R19): STARTED, COMPLETED, INCOMPLETE, MISSED (defined with the date rules)
 
@@ -172,11 +177,40 @@ def txn_index_entity(transaction_id: str, contract_id: str) -> dict[str, Any]:
 
 
 def index_pk(invoice_id: str) -> str | None:
-    """``I<YYYYMM>`` from ``INV-YYYYMMDD-...``; None when the id cannot be one of ours."""
+    """``I<YYYYMMDD><h>`` from ``INV-YYYYMMDD-<hex>`` (or ``CN-...``); None when the id cannot
+    be one of ours."""
     parts = invoice_id.split("-")
     if len(parts) < 3 or len(parts[-2]) != 8 or not parts[-2].isdigit():
         return None
-    return INDEX_PREFIX + parts[-2][:6]
+    bucket = parts[-1][:1].lower()
+    return INDEX_PREFIX + parts[-2] + (bucket if bucket in "0123456789abcdef" and bucket else "0")
+
+
+def legacy_index_pk(invoice_id: str) -> str | None:
+    """``I<YYYYMM>``: where stores from before the per-day index put the id."""
+    pk = index_pk(invoice_id)
+    return None if pk is None else pk[:7]
+
+
+def index_range(lo: date, hi: date) -> tuple[str, str]:
+    """[lower, upper) PartitionKeys of the per-day index partitions of invoice dates lo..hi."""
+    return f"{INDEX_PREFIX}{lo:%Y%m%d}", f"{INDEX_PREFIX}{hi:%Y%m%d}~"
+
+
+def ran_entity(contract_id: str, day: date) -> dict[str, Any]:
+    return {
+        "PartitionKey": f"{RAN_PREFIX}{day:%Y%m%d}",
+        "RowKey": encode_key(contract_id),
+        "ContractId": contract_id,
+    }
+
+
+def ran_range(lo: date, hi: date) -> tuple[str, str]:
+    return f"{RAN_PREFIX}{lo:%Y%m%d}", f"{RAN_PREFIX}{hi:%Y%m%d}~"
+
+
+def ran_since_entity(day: date) -> dict[str, Any]:
+    return {"PartitionKey": DAILY_PK, "RowKey": RAN_SINCE_RK, "Date": day.isoformat()}
 
 
 def index_entity(inv: Invoice) -> dict[str, Any]:
