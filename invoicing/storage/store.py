@@ -17,8 +17,17 @@ commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
   assignment;
 * ``daily`` / ``first``: the date of the store's first daily run (R19: catch-up never reaches
   before it);
-* ``I<YYYYMM>`` / ``InvoiceId``: the index InvoiceId -> ContractId, so GET, confirm and cancel by id
-  need no scan.
+* ``I<YYYYMMDD><h>`` / ``InvoiceId``: the index InvoiceId -> ContractId (and InvoiceDate), so GET,
+  confirm and cancel by id need no scan and a listing of a date range finds its invoices; one
+  partition per invoice date and first hex digit of the id's hash (stores from before it also
+  have ``I<YYYYMM>`` month partitions, still read);
+* ``W<YYYYMMDD>`` / ``ContractId``: the contracts a run wrote a commit marker for on that date
+  (a listing's RunLog reads those), with ``daily`` / ``ran-index`` saying from which date on
+  every marker has its row;
+* ``due:...``: the due-date index (``storage.due``, S8): which contracts have something due on
+  which run date, so a run loads only those;
+* ``txn:<h>`` / ``TransactionId``: the transaction index TransactionId -> ContractId (W9 across
+  uploads by point reads).
 
 Every query value is a parameter (``parameters=``), never pasted into the filter text. Money is
 stored as decimal strings. Entity-group transactions are chunked to <= 100 operations (and a few
@@ -31,7 +40,9 @@ An invoice is *live* when its header's status is Draft or Confirmed; a header wr
 committed has status ``Pending`` and is not live: whatever it holds is free to be planned again.
 
 1. The ledger entry of every date to run is written ``started`` before any contract is touched.
-2. C's partition is read once (one query). A date D whose marker ``R:D`` exists is done: skipped.
+2. Only the contracts the due-date index names for the dates are read (S8: a contract with no
+   line due on a date writes nothing for it). C's partition is read once (one query). A date D
+   whose marker ``R:D`` exists is done: skipped.
    (Contracts go in rounds of 100: each round is planned, then indexed in bulk, then committed.)
    The contract's state (items on live invoices, amount used per not-to-exceed line) comes from
    its live invoices through ``engine.state_from_invoices``; Pending leftovers are ignored.
