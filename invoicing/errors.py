@@ -38,6 +38,8 @@ class InputRejected(Exception):
         self.title = title
         # Problems found, when more were found than listed (the reader lists at most a thousand).
         self.total = len(self.problems)
+        # What the reader warned about besides (W12: warnings are printed with the errors).
+        self.warnings: tuple[str, ...] = ()
         super().__init__("\n".join(str(p) for p in self.problems) or title)
 
 

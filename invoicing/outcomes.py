@@ -74,7 +74,8 @@ def _says(exc: BaseException) -> str:
 def _problems(exc: BaseException) -> str:
     assert isinstance(exc, InputRejected)
     count = f"{exc.total:,} error(s); nothing was written"
-    return "\n".join([*(str(p) for p in exc.problems), count])
+    warned = (f"warning: {w}" for w in exc.warnings)  # W12: with the errors
+    return "\n".join([*(str(p) for p in exc.problems), *warned, count])
 
 
 def _refusals(exc: BaseException) -> str:

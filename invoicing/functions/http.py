@@ -156,6 +156,8 @@ def answer(exc: BaseException, handler: str) -> func.HttpResponse:
     extra: dict[str, Any] = {}
     if isinstance(exc, InputRejected):  # every problem, located (SPEC H)
         extra["errors"] = [p.as_dict() for p in exc.problems]
+        if exc.warnings:  # W12: warnings with the errors
+            extra["warnings"] = list(exc.warnings)
     if isinstance(exc, DocumentRefused):  # E3: everything missing, at once
         extra["missing"] = list(exc.problems)
     return problem(status, outcome.detail(exc), title=outcome.title_of(status), **extra)

@@ -251,6 +251,7 @@ def read_customers(r: Reading) -> None:
         ok = r.required(table, row, "SplitPercent", split) and ok
         ok = lid is not BAD and rounding is not BAD and ok
         if isinstance(split, Decimal):
+            split = r.as_percent(table, cells, "SplitPercent", row, split)
             if not 0 < split <= HUNDRED:
                 r.problem(
                     table,
@@ -325,6 +326,7 @@ def read_percent(
     """A TaxPercent cell (E2): 0 to 100, at most 2 decimals; None when blank, BAD on a problem."""
     percent = r.convert(table, cells, row, column, to_number, column)
     if isinstance(percent, Decimal):
+        percent = r.as_percent(table, cells, column, row, percent)
         why = tax.percent_problem(percent)
         if why is not None:
             r.problem(table, column, row, f"{column}: {why}")

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import NoReturn
 
-from defusedxml import ElementTree as DefusedET
 from python_calamine import CalamineError, CalamineWorkbook
 
 from invoicing.errors import Problem, UploadRejected
@@ -34,10 +33,14 @@ from invoicing.workbook._cells import (
 )
 from invoicing.workbook.columns import INPUT_SHEETS as SHEETS
 from invoicing.workbook.columns import INSTRUCTIONS_SHEET
+from invoicing.workbook.formats import sheet_members
 from invoicing.workbook.gate import FORMULA, NO_SAVED_VALUE, ErrorCells
 from invoicing.workbook.messy import MAX_TOTALS_ROWS, header_row, is_totals_row, near_sheet
 
 REQUIRED_SHEETS = ("Contracts", "Customers", "ContractLines")
+PERCENT_SHEETS = ("Contracts", "Customers", "ContractLines")  # with SplitPercent, TaxPercent
+HUNDRED = Decimal(100)
+ONE = Decimal(1)
 MAX_PROBLEMS = 1000
 EXCEL_ERROR = "the cell holds the Excel error"
 EXCEL_ERROR_FIX = "fix the formula or clear the cell"
@@ -47,8 +50,6 @@ NO_VALUE_MESSAGE = (
 )
 CELL_PROBLEMS = (EXCEL_ERROR, NO_VALUE_MESSAGE)  # what is said of such a cell; nothing else
 SHEET_RANK = {name: rank for rank, name in enumerate(SHEETS)}
-_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
 
 def name_key(name: str) -> str:
@@ -174,20 +175,10 @@ def error_cells_by_sheet(data: bytes, error_cells: ErrorCells) -> ErrorCells:
     both small and already checked by the gate; parsed with defusedxml)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            book = DefusedET.fromstring(archive.read("xl/workbook.xml"))
-            rels = DefusedET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            members = sheet_members(archive)
     except Exception:  # any malformed part (bad encoding names, broken XML): nothing to map;
         return {}  # the parser then judges the workbook on its own
-    targets = {}
-    for rel in rels:
-        target = rel.get("Target", "").lstrip("/")
-        targets[rel.get("Id")] = target if target.startswith("xl/") else f"xl/{target}"
-    by_name = {}
-    for sheet in book.iter(f"{{{_MAIN_NS}}}sheet"):
-        member = targets.get(sheet.get(f"{{{_REL_NS}}}id"))
-        if member in error_cells:
-            by_name[sheet.get("name", "")] = error_cells[member]
-    return by_name
+    return {name: error_cells[m] for name, m in members.items() if m in error_cells}
 
 
 class Sheets:
@@ -203,6 +194,7 @@ class Sheets:
         self.warnings: list[str] = []
         self.tables: dict[str, SheetTable] = {}
         self.usable: set[str] = set()  # sheets present with every required column
+        self.percent_refs: dict[str, set[str]] = {}  # sheet name -> cells formatted as a %
 
     # -- reporting --
 
@@ -449,6 +441,19 @@ class Sheets:
             self.problem(table, column, row, f"{column} is required")
             return False
         return value is not BAD
+
+    def as_percent(
+        self, table: SheetTable, cells: list[object], column: str, row: int, value: Decimal
+    ) -> Decimal:
+        """W12: a number cell formatted as a percentage (60 %, stored 0.6) is 60; text is as
+        typed."""
+        refs = self.percent_refs.get(table.name)
+        if not refs or f"{table.letter(column)}{row}" not in refs:
+            return value
+        if type(self.cell(table, cells, column)) is not float:
+            return value
+        scaled = value * HUNDRED
+        return scaled.quantize(ONE) if scaled == scaled.to_integral_value() else scaled.normalize()
 
     def decimals_ok(
         self,

@@ -34,9 +34,15 @@ from invoicing.workbook.contracts import (
     read_lines,
 )
 from invoicing.workbook.drafts import Locations, Reading, build_contract
+from invoicing.workbook.formats import percent_cells
 from invoicing.workbook.gate import check_upload
 from invoicing.workbook.items import read_milestones, read_schedule_rows
-from invoicing.workbook.loading import CELL_PROBLEMS, error_cells_by_sheet, open_book
+from invoicing.workbook.loading import (
+    CELL_PROBLEMS,
+    PERCENT_SHEETS,
+    error_cells_by_sheet,
+    open_book,
+)
 from invoicing.workbook.transactions import read_transactions
 
 # The reader's own arithmetic context, whatever the caller's thread has set: 34 digits hold every
@@ -86,6 +92,9 @@ def read_workbook(source: bytes | str | Path, *, settings: Settings | None = Non
     with cyclic_gc_paused(), localcontext(_DECIMAL_CONTEXT):
         reading = Reading(book, settings, error_cells)
         reading.load()
+        reading.percent_refs = percent_cells(
+            data, {t.name for c, t in reading.tables.items() if c in PERCENT_SHEETS}
+        )
         errors = reading.excel_errors()
         for rule in RULES:
             rule(reading)
@@ -115,5 +124,5 @@ def _reject_if_any(reading: Reading, errors: set[tuple[str, str]]) -> None:
         listed.append(Problem("", "", f"... and {found.dropped:,} more problems not listed"))
     rejected = InputRejected(listed)
     rejected.total = len(found) + found.dropped + found.summarised()
-    rejected.warnings = tuple(reading.warnings)  # type: ignore[attr-defined]
+    rejected.warnings = tuple(reading.warnings)
     raise rejected

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
@@ -20,7 +22,7 @@ from openpyxl.worksheet.table import Table
 
 from invoicing.errors import InputRejected
 from invoicing.workbook.reader import read_workbook
-from tests.support.workbooks import Book, add, minimal_rows, put, xlsx
+from tests.support.workbooks import Book, Formatted, add, minimal_rows, put, xlsx
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +229,81 @@ def test_one_bad_currency_does_not_hide_five_independent_errors():
         "Transactions!J3: Amount 99.999 has more than 2 decimals",
         "Transactions!J4: Amount 8.00 does not match Quantity × UnitPrice = 7.50",
     ]
+
+
+# ---- (c) percent-formatted cells -----------------------------------------------------------------
+
+
+def _percent_book() -> bytes:
+    book = minimal_rows()
+    put(book, "Customers", 2, "SplitPercent", Formatted(0.6, "0%"))
+    put(book, "Customers", 3, "SplitPercent", Formatted(0.4, "0.00%"))
+    put(book, "Contracts", 2, "TaxPercent", Formatted(0.2, "0%"))
+    put(book, "ContractLines", 2, "TaxPercent", Formatted(0.075, '0.0" "%'))
+    return xlsx(book)
+
+
+def test_split_and_tax_percent_formatted_as_percentages_read_as_percent():
+    (contract,) = read_workbook(_percent_book()).portfolio.contracts
+    assert [c.split_percent for c in contract.customers] == [Decimal(60), Decimal(40)]
+    assert contract.tax_percent == Decimal(20)
+    lines = {x.line_id: x.tax_percent for x in contract.lines}
+    assert lines == {"L1": Decimal("7.5"), "L2": Decimal(20), "L3": Decimal(20)}
+
+
+def test_the_same_book_as_plain_numbers_gives_the_same_contract():
+    book = minimal_rows()
+    put(book, "Contracts", 2, "TaxPercent", 20)
+    put(book, "ContractLines", 2, "TaxPercent", 7.5)
+    assert read_workbook(xlsx(book)).portfolio == read_workbook(_percent_book()).portfolio
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_percent_cells_re_saved_by_libreoffice_still_read_as_percent(tmp_path):
+    source = tmp_path / "in.xlsx"
+    source.write_bytes(_percent_book())
+    out = tmp_path / "out"
+    subprocess.run(
+        ["soffice", "--headless", f"-env:UserInstallation=file://{tmp_path}/lo", "--convert-to",
+         "xlsx", "--outdir", str(out), str(source)],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    resaved = (out / "in.xlsx").read_bytes()
+    assert read_workbook(resaved).portfolio == read_workbook(_percent_book()).portfolio
+
+
+# ---- (g) warnings with the errors ----------------------------------------------------------------
+
+
+def _warned_and_wrong() -> bytes:
+    book = minimal_rows()
+    book["Contracts"][0].append("Notes")  # an unknown column: a warning
+    put(book, "Transactions", 2, "Date", "31/12/2020")  # an error
+    return xlsx(book)
+
+
+def test_warnings_come_with_the_errors_on_the_command_line(tmp_path):
+    path = tmp_path / "book.xlsx"
+    path.write_bytes(_warned_and_wrong())
+    done = subprocess.run(
+        [sys.executable, "-m", "invoicing", "preview", str(path), "--date", "2020-10-31",
+         "-o", str(tmp_path / "out.xlsx")],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert 'Transactions!E2: date "31/12/2020" is not YYYY-MM-DD or an Excel date' in done.stderr
+    assert 'warning: Contracts!F1: unknown column "Notes" ignored' in done.stderr
+
+
+def test_warnings_come_with_the_errors_in_the_422_body():
+    import json
+
+    from invoicing.functions.http import answer
+
+    with pytest.raises(InputRejected) as caught:
+        read_workbook(_warned_and_wrong())
+    response = answer(caught.value, "preview")  # what every HTTP handler answers with it
+    assert response.status_code == 422
+    body = json.loads(response.get_body())
+    assert 'Contracts!F1: unknown column "Notes" ignored' in body["warnings"]
+    assert body["errors"][0]["cell"] == "E2"
