@@ -32,6 +32,7 @@ from azure.data.tables import TableTransactionError
 
 from invoicing.errors import BadRequest
 from invoicing.model import DetailStatus, DocumentType, Invoice, InvoiceLine, Status
+from invoicing.services.documents import snapshot_parties
 from invoicing.services.invoices import get_invoice, locate
 from invoicing.services.lifecycle import CREDIT_NOTES, take_number
 from invoicing.services.runs import today_in
@@ -338,6 +339,7 @@ def _finish(
                 store.table, codec.header_entity(pk, note, codec.PENDING), "credit-pending"
             )
     take_number(store, settings, CREDIT_NOTES, note.invoice_id, contract_id)
+    snapshot_parties(store, contract_id, note.invoice_id)  # E3: its invoice's parties
     stamped = get_invoice(store, note.invoice_id)
     _record_number(store, contract_id, invoice.invoice_id, entry["seq"], stamped.invoice_number)
     return stamped

@@ -10,16 +10,24 @@ missing item at once (``DocumentRefused``: 409 / exit 2).
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+
+from azure.core.exceptions import AzureError, ResourceModifiedError
 
 from invoicing.errors import DocumentRefused
 from invoicing.model import Contract, Customer, Invoice, Party, Status
 from invoicing.requests import DocumentFormat
 from invoicing.services.invoices import get_invoice, list_invoices
+from invoicing.storage import codec
+from invoicing.storage.keys import encode_key
 from invoicing.storage.store import Store
 from invoicing.tax import LineTax
+
+log = logging.getLogger("invoicing.documents")
 
 MEDIA_TYPES = {
     DocumentFormat.PDF: "application/pdf",
@@ -44,7 +52,54 @@ class RenderedDocument:
 def invoice_document(store: Store, invoice_id: str, fmt: DocumentFormat) -> RenderedDocument:
     """One invoice's or credit note's document (NotFound, DocumentRefused)."""
     invoice = get_invoice(store, invoice_id)
-    return render(invoice, store.load(invoice.contract_id).contract(), store.seller(), fmt)
+    snapshot = codec.parties_of(store.header(invoice.contract_id, invoice_id) or {})
+    if snapshot is not None:
+        return render_for(invoice, *snapshot, fmt)
+    return render(invoice, configured_contract(store, invoice.contract_id), store.seller(), fmt)
+
+
+def configured_contract(store: Store, contract_id: str) -> Contract | None:
+    """The contract's configuration as uploaded last (no items: one small range read)."""
+    rows = store.partition_rows(encode_key(contract_id), *codec.CONFIG_KEYS)
+    return codec.contract_from_config_rows(rows)
+
+
+def parties_now(store: Store, invoice: Invoice) -> tuple[Party | None, Party]:
+    """(seller, buyer) of ``invoice`` as the store has them now."""
+    return store.seller(), buyer_of(configured_contract(store, invoice.contract_id), invoice)
+
+
+def snapshot_parties(store: Store, contract_id: str, invoice_id: str) -> None:
+    """Keep on a numbered invoice's (or credit note's) header the parties it is issued to, so
+    that its documents stay what was issued when a later upload changes an address (E3).
+    Best effort: the number is already given, so a storage error here is logged, not raised
+    (that invoice's documents then show the parties as uploaded at the time of asking)."""
+    try:
+        _snapshot(store, contract_id, invoice_id)
+    except AzureError:
+        log.warning("could not keep the parties of %s; its documents use the latest", invoice_id)
+
+
+def _snapshot(store: Store, contract_id: str, invoice_id: str) -> None:
+    for _attempt in range(5):
+        header = store.header(contract_id, invoice_id)
+        if header is None or codec.parties_of(header) is not None:
+            return
+        invoice = codec.invoice_from(header, (), ())
+        credited = (
+            store.header(contract_id, invoice.credited_invoice_id)
+            if invoice.is_credit_note and invoice.credited_invoice_id
+            else None
+        )
+        # a credit note goes to whom its invoice was issued to
+        seller, buyer = codec.parties_of(credited or {}) or parties_now(store, invoice)
+        try:
+            store.replace_if(
+                store.table, codec.with_parties(header, seller, buyer), header["_etag"], "parties"
+            )
+            return
+        except ResourceModifiedError:
+            continue  # the header changed meanwhile (a credit recorded): look again
 
 
 def range_documents(
@@ -63,9 +118,14 @@ def range_documents(
     for invoice in invoices:
         if invoice.status is Status.CANCELLED:
             continue
-        if invoice.contract_id not in contracts:
-            contracts[invoice.contract_id] = store.load(invoice.contract_id).contract()
         try:
+            header = store.header(invoice.contract_id, invoice.invoice_id) or {}
+            snapshot = codec.parties_of(header)
+            if snapshot is not None:
+                yield render_for(invoice, *snapshot, fmt)
+                continue
+            if invoice.contract_id not in contracts:
+                contracts[invoice.contract_id] = configured_contract(store, invoice.contract_id)
             yield render(invoice, contracts[invoice.contract_id], seller, fmt)
         except DocumentRefused as refused:
             yield invoice.invoice_id, refused
@@ -74,7 +134,23 @@ def range_documents(
 def render(
     invoice: Invoice, contract: Contract | None, seller: Party | None, fmt: DocumentFormat
 ) -> RenderedDocument:
-    """The document of ``invoice`` (no storage): DocumentRefused with every problem at once."""
+    """The document of ``invoice`` to its contract's customer (no storage)."""
+    return render_for(invoice, seller, buyer_of(contract, invoice), fmt)
+
+
+def buyer_of(contract: Contract | None, invoice: Invoice) -> Party:
+    """The invoice's customer as a party: its address from the contract (when it still has the
+    customer), its name as the invoice has it."""
+    customer = _customer(contract, invoice.customer_id) if contract else None
+    name = invoice.customer_name or invoice.customer_id
+    return dataclasses.replace(customer.party(), name=name) if customer else Party(name)
+
+
+def render_for(
+    invoice: Invoice, seller: Party | None, buyer: Party | None, fmt: DocumentFormat
+) -> RenderedDocument:
+    """The document of ``invoice`` between these parties: DocumentRefused with every problem
+    at once."""
     from fpdf.errors import FPDFException
 
     from invoicing.documents.cii import build_cii
@@ -82,8 +158,6 @@ def render(
     from invoicing.documents.pdf import render_pdf
     from invoicing.documents.ubl import build_ubl
 
-    customer = _customer(contract, invoice.customer_id) if contract else None
-    buyer = customer.party() if customer else Party(invoice.customer_name or invoice.customer_id)
     taxes = [LineTax(line.tax_category, line.tax_percent) for line in invoice.lines]
     document = document_from_invoice(invoice, seller, buyer, taxes)
     if fmt is DocumentFormat.PDF:

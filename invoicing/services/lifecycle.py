@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from azure.core.exceptions import ResourceModifiedError
 
 from invoicing.model import Invoice, Status
+from invoicing.services.documents import snapshot_parties
 from invoicing.services.invoices import get_invoice, locate
 from invoicing.settings import Settings
 from invoicing.storage import codec, rows
@@ -119,6 +120,7 @@ def confirm(store: Store, settings: Settings, invoice_id: str) -> Invoice:
     if invoice.invoice_number != format_number(settings.invoice_number_prefix, seq):
         # another confirm of the same invoice won the race; ours was given back
         raise WrongState(invoice_id, invoice.status.value)
+    snapshot_parties(store, contract_id, invoice_id)  # E3: the parties it is issued to
     return invoice
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from datetime import date
@@ -32,6 +33,7 @@ from invoicing.model import (
     LogEntry,
     Milestone,
     Outcome,
+    Party,
     SourceType,
     Status,
     TaxCategory,
@@ -72,6 +74,7 @@ def milestone_key(milestone_id: str) -> str:
     return "M:" + encode_key(milestone_id)
 
 
+CONFIG_KEYS = (CONFIG, "C;")  # the RowKey range of a contract's configuration entities
 TRANSACTION_KEYS = ("T:", "T;")  # the RowKey range of a partition's transactions
 
 
@@ -107,6 +110,41 @@ def confirmed(header: Mapping[str, Any], number: str, seq: int) -> dict[str, Any
 
 def cancelled(header: Mapping[str, Any]) -> dict[str, Any]:
     return {**header, "Status": Status.CANCELLED.value}
+
+
+def with_parties(
+    header: Mapping[str, Any], seller: Party | None, buyer: Party | None
+) -> dict[str, Any]:
+    """The header with the parties as they were when it was numbered (E3: an issued invoice's
+    document shows the seller and buyer it was issued to, whatever is uploaded later)."""
+    doc = {
+        role: dataclasses.asdict(party)
+        for role, party in (("seller", seller), ("buyer", buyer))
+        if party is not None
+    }
+    return {**header, "Parties": json.dumps(doc, ensure_ascii=True, separators=(",", ":"))}
+
+
+def parties_of(header: Mapping[str, Any]) -> tuple[Party | None, Party | None] | None:
+    """(seller, buyer) as the header's snapshot has them; None when it has none (a draft)."""
+    text = header.get("Parties")
+    if not text:
+        return None
+    doc = json.loads(text)
+    seller, buyer = doc.get("seller"), doc.get("buyer")
+    return (Party(**seller) if seller else None, Party(**buyer) if buyer else None)
+
+
+def contract_from_config_rows(rows: Iterable[Mapping[str, Any]]) -> Contract | None:
+    """The contract (without its items) from the entities of ``CONFIG_KEYS``."""
+    head = None
+    parts: dict[str, Mapping[str, Any]] = {}
+    for e in rows:
+        if e["RowKey"] == CONFIG:
+            head = e
+        elif e["RowKey"].startswith(CONFIG_PART):
+            parts[e["RowKey"]] = e
+    return None if head is None else contract_from_entities(head, config_parts=parts)
 
 
 def with_amounts(header: Mapping[str, Any], inv: Invoice) -> dict[str, Any]:
