@@ -113,13 +113,19 @@ def date_range(start: date, end: date) -> list[date]:
 
 
 class Candidates(NamedTuple):
-    """One line's invoicable items in (date, id) order, with their dates, keys and amounts in
-    parallel lists: planning a date bisects the dates up to its cut-off and slices the rest."""
+    """One line's invoicable items in (date, id) order, with their dates and amounts in parallel
+    lists: planning a date bisects the dates up to its cut-off and slices the rest."""
 
     items: list[Any]  # the line's milestones (FP) or transactions (T&M)
     dates: list[date]
-    keys: list[ItemKey]
     amounts: list[Decimal]
+    kind: SourceType
+
+    def keys(self, start: int, end: int) -> list[ItemKey]:
+        kind = self.kind
+        if kind is MILESTONE:
+            return [(kind, m.milestone_id) for m in self.items[start:end]]
+        return [(kind, t.transaction_id) for t in self.items[start:end]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +180,10 @@ def index_contract(
     candidates: dict[str, Candidates] = {}
     for line_id, items in picked.items():
         # A line holds one kind of item, and (date, id) is unique per kind: a total order.
-        if lines[line_id].billing_method is fixed:
-            items.sort(key=_by_date_and_milestone)
-            keys = [(MILESTONE, m.milestone_id) for m in items]
-        else:
-            items.sort(key=_by_date_and_transaction)
-            keys = [(TRANSACTION, t.transaction_id) for t in items]
+        kind = MILESTONE if lines[line_id].billing_method is fixed else TRANSACTION
+        items.sort(key=_by_date_and_milestone if kind is MILESTONE else _by_date_and_transaction)
         dates = [item.date for item in items]
-        candidates[line_id] = Candidates(items, dates, keys, [item.amount for item in items])
+        candidates[line_id] = Candidates(items, dates, [item.amount for item in items], kind)
     splits: dict[str, Split] = {}
     names = {c.customer_id: c.name for c in contract.customers}
     for line in contract.lines:
@@ -293,15 +295,17 @@ class _Planner:
 
     contract: Contract
     index: ContractIndex
+    # the items taken; a line's candidates before its progress only once ``state`` records them
     invoiced: set[ItemKey]
     nte_used: dict[str, Decimal]
     open_shares: dict[ItemKey, tuple[Share, ...]]
     day_ids: dict[date, tuple[bytes, str]]  # run date -> (its ISO text, its invoice id prefix)
-    # no item was invoiced before this call: every candidate at or past a line's progress is
-    # open, unless the not-to-exceed held an item (progress then stays at the first held one)
+    # no item was invoiced before this call: on a line without a not-to-exceed, every candidate
+    # at or past its progress is open (with one, a held item keeps progress where it is)
     fresh: bool
     # per line: every candidate before this position is invoiced (a range skips them next date)
     progress: dict[str, int] = field(default_factory=dict)
+    recorded: dict[str, int] = field(default_factory=dict)  # per line: progress put in invoiced
     touched: bool = False
     # per customer, the hashed text of its invoice ids before the date (``_invoice_id``)
     id_prefixes: dict[str, bytes] = field(default_factory=dict)
@@ -330,7 +334,15 @@ class _Planner:
         )
 
     def state(self) -> ContractState:
-        return ContractState(frozenset(self.invoiced), dict(self.nte_used), dict(self.open_shares))
+        # every candidate before a line's progress is invoiced: the hot path of ``_take`` leaves
+        # recording them to here (the scans start at progress, so none of them is asked again)
+        invoiced, recorded, candidates = self.invoiced, self.recorded, self.index.candidates
+        for line_id, end in self.progress.items():
+            start = recorded.get(line_id, 0)
+            if end > start:
+                invoiced.update(candidates[line_id].keys(start, end))
+                recorded[line_id] = end
+        return ContractState(frozenset(invoiced), dict(self.nte_used), dict(self.open_shares))
 
     def plan_day(
         self,
@@ -385,7 +397,7 @@ class _Planner:
                 )
         if per_customer:
             known = index.customer_names
-            for customer_id in sorted(per_customer):
+            for customer_id in sorted(per_customer) if len(per_customer) > 1 else per_customer:
                 name = known.get(customer_id) or names.get(customer_id, "")
                 lines_of = per_customer[customer_id]
                 invoices.append(self._invoice(customer_id, name, run_date, lines_of))
@@ -401,11 +413,10 @@ class _Planner:
         limit = line.not_to_exceed
         invoiced, open_shares = self.invoiced, self.open_shares
         if limit is None and not open_shares:
-            # the hot path of a large range (P2): no limit to check, no share fixed yet
+            # the hot path of a large range (P2): no limit to check, no share fixed yet. What
+            # it takes goes into ``invoiced`` later, in ``state`` (everything before progress).
             self.progress[line_id] = end
-            keys = candidates.keys[position:end]
             if self.fresh:  # none of them can be invoiced yet: take them all
-                invoiced.update(keys)
                 return (
                     candidates.items[position:end],
                     _NOTHING,
@@ -413,9 +424,8 @@ class _Planner:
                     sum(candidates.amounts[position:end], ZERO),
                     ZERO,
                 )
-            items = candidates.items
-            taken = [items[position + i] for i, key in enumerate(keys) if key not in invoiced]
-            invoiced.update(keys)
+            items, keys = candidates.items, candidates.keys(position, end)
+            taken = [items[i] for i, key in enumerate(keys, position) if key not in invoiced]
             return taken, _NOTHING, _NO_SHARES, sum([t.amount for t in taken], ZERO), ZERO
         first_open = -1
         taken: list[Any] = []
@@ -423,9 +433,9 @@ class _Planner:
         fixed: dict[ItemKey, tuple[Share, ...]] = {}
         total = ZERO
         used = self.nte_used.get(line_id, ZERO) if limit is not None else ZERO
-        items, keys = candidates.items, candidates.keys
-        for i in range(position, end):
-            key, item = keys[i], items[i]
+        items = candidates.items
+        for i, key in enumerate(candidates.keys(position, end), position):
+            item = items[i]
             shares = open_shares.get(key) if open_shares else None
             if (
                 shares is not None
@@ -463,26 +473,20 @@ class _Planner:
         lines: list[tuple[ContractLine, date | None, list[Detail], Decimal]],
     ) -> Invoice:
         contract = self.contract
-        invoice_lines = tuple(
-            [
-                new_record(
-                    InvoiceLine,
-                    (  # noqa: RUF005
-                        number,
-                        line.line_id,
-                        line.name,
-                        line.billing_method,
-                        cutoff,
-                        amount,
-                        tuple(details),
-                        line.tax_category,
-                        line.tax_percent,
-                    )
-                    + LINE_TAIL,
-                )
-                for number, (line, cutoff, details, amount) in enumerate(lines, start=1)
-            ]
-        )
+        invoice_lines = []
+        for number, (line, cutoff, details, amount) in enumerate(lines, start=1):
+            fields = (
+                number,
+                line.line_id,
+                line.name,
+                line.billing_method,
+                cutoff,
+                amount,
+                tuple(details),
+                line.tax_category,
+                line.tax_percent,
+            )
+            invoice_lines.append(new_record(InvoiceLine, fields + LINE_TAIL))
         total = lines[0][3] if len(lines) == 1 else sum([line[3] for line in lines], ZERO)
         return new_record(
             Invoice,
@@ -496,7 +500,7 @@ class _Planner:
                 run_date + self.payment_terms,
                 contract.currency,
                 total,
-                invoice_lines,
+                tuple(invoice_lines),
             )
             + INVOICE_TAIL,
         )
