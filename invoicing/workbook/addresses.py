@@ -39,6 +39,21 @@ def to_vat_id(value: object, column: str) -> str:
     return vat_id
 
 
+def to_iban(value: object, column: str) -> str:
+    """An IBAN (ISO 13616), spaces allowed and dropped: country code, two check digits that
+    pass mod 97, at most 34 letters and digits. A typo here would send every customer's
+    payment astray, so it is checked, not trusted."""
+    iban = "".join(to_stored_text(value).split()).upper()
+    if not (15 <= len(iban) <= 34 and iban.isascii() and iban.isalnum()):
+        raise Bad(f'{column} "{iban}" is not an IBAN (15 to 34 letters and digits)')
+    if not (parties.is_country_code(iban[:2]) and iban[2:4].isdigit()):
+        raise Bad(f'{column} "{iban}" does not start with a country code and two check digits')
+    number = int("".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4]))
+    if number % 97 != 1:
+        raise Bad(f'{column} "{iban}": its check digits are wrong (a typo?)')
+    return iban
+
+
 def to_email(value: object, column: str) -> str:
     email = to_stored_text(value).strip()
     if not _EMAIL.fullmatch(email):
@@ -68,6 +83,7 @@ def read_address(r: Reading, table: SheetTable, cells: list[object], row: int) -
 
 
 _FIELD_COLUMNS = {field: column for column, (field, _) in ADDRESS_COLUMNS.items()}
+_FIELD_COLUMNS["name"] = "CustomerName"  # one customer has one name on all its rows too
 
 
 def merge_address(
@@ -78,8 +94,8 @@ def merge_address(
     kid: str,
     address: dict[str, str],
 ) -> None:
-    """One customer on several rows of a contract (line-level splits) has one address: a value
-    given on two rows must agree; a blank takes the other rows' value."""
+    """One customer on several rows of a contract (line-level splits) has one name and one
+    address: a value given on two rows must agree; a blank takes the other rows' value."""
     known = contract.addresses.setdefault(kid, {})
     for field, value in address.items():
         first = known.get(field)
@@ -115,7 +131,7 @@ def read_seller(r: Reading) -> None:
         before = len(r.found)
         name = r.convert(table, cells, row, "Name", to_plain_text, "Name")
         address = read_address(r, table, cells, row)
-        iban = r.convert(table, cells, row, "Iban", to_plain_text, "Iban")
+        iban = r.convert(table, cells, row, "Iban", to_iban, "Iban")
         r.required(table, row, "Name", name or None)
         country = r.cell(table, cells, "CountryCode")
         if country == "" or (type(country) is str and country.isspace()):

@@ -289,6 +289,8 @@ def read_customers(r: Reading) -> None:
                 ok = False
             else:
                 group.ids[kid] = row
+                if isinstance(name, str) and name:  # one name on all its rows (not a duplicate's)
+                    merge_address(r, table, row, contract, kid, {"name": name})
                 if kid not in contract.customer_ids:
                     contract.customer_ids.add(kid)
                     if len(contract.customer_ids) == MAX_CUSTOMERS_PER_CONTRACT + 1:
@@ -355,7 +357,17 @@ def line_tax(
         return None
     contract_percent = contract.tax_percent if contract is not None else None
     try:
-        return tax.resolve(percent, category, contract_percent)  # type: ignore[arg-type]
+        resolved = tax.resolve(percent, category, contract_percent)  # type: ignore[arg-type]
+        if resolved.category is TaxCategory.NOT_SUBJECT:
+            r.warn(
+                table,
+                "TaxCategory",
+                row,
+                "category O (not subject to VAT): its invoices are made, but their EN 16931 "
+                "documents may carry no VAT id (BR-O-02) nor another category (BR-O-11), so a "
+                "seller with a VatId gets no PDF or e-invoice for them",
+            )
+        return resolved
     except tax.TaxError as exc:
         column = "TaxCategory" if category is not None else "TaxPercent"
         r.problem(table, column, row, f"{column}: {exc}")

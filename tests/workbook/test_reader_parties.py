@@ -265,3 +265,51 @@ def test_the_adatum_sample_has_a_seller_an_address_and_a_rate():
     assert {(x.tax_category, x.tax_percent) for x in contract.lines} == {
         (TaxCategory.STANDARD, Decimal(20))
     }
+
+
+# ---- review fixes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("iban", "message"),
+    [
+        ("GB34BUKB20201555555555", "check digits are wrong"),
+        ("GB33 BUKB", "15 to 34 letters and digits"),
+        ("ZZ33BUKB20201555555555", "country code and two check digits"),
+    ],
+)
+def test_a_seller_iban_with_a_typo_is_an_error_at_its_cell(iban, message):
+    book = with_seller(["Northwind Ltd", None, None, None, "GB", None, None, iban])
+    (problem,) = problems(book)
+    assert problem.startswith("Seller!H2:") and message in problem
+
+
+def test_a_seller_iban_is_kept_without_its_spaces():
+    spaced = "gb33 bukb 2020 1555 5555 55"
+    book = with_seller(["Northwind Ltd", None, None, None, "GB", None, None, spaced])
+    assert read(book).portfolio.seller.iban == "GB33BUKB20201555555555"
+
+
+def test_one_customer_with_two_names_on_its_rows_is_an_error_naming_the_cell():
+    book = minimal_rows()
+    put(book, "Customers", 2, "CustomerName", "Name B")
+    row = add(
+        book,
+        "Customers",
+        ContractId="C1",
+        CustomerId="K1",
+        CustomerName="Name C",
+        SplitPercent=100,
+        LineId="L3",
+    )
+    assert problems(book) == [
+        f'Customers!C{row}: CustomerName "Name C" of customer "K1" differs from "Name B" in row '
+        "2; give it once, or the same on every row"
+    ]
+
+
+def test_category_o_is_read_with_a_warning_that_its_documents_are_limited():
+    book = minimal_rows()
+    put(book, "ContractLines", 2, "TaxCategory", "O")
+    result = read(book)
+    assert any("category O" in w and "BR-O-02" in w for w in result.warnings), result.warnings
