@@ -149,7 +149,7 @@ def import_portfolio(
         )
         parallel(write, writes, workers, store)
         # S8: the due-date index of what was written, before the contracts are unmarked
-        store.submit(store.globals, index_ops, "due-index")
+        store.submit(store.globals, index_ops, "due-index", workers=workers)
         for pk, rk in stale_index:
             store.delete_if_present(store.globals, pk, rk, "due-index-stale")
         store.submit(

@@ -79,6 +79,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -86,7 +87,13 @@ from decimal import Decimal
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
@@ -306,9 +313,26 @@ class Store:
         if len(ops) > MAX_BATCH_OPS:
             raise ValueError(f"{len(ops)} operations do not fit one transaction")
         self.before_write(label)
-        client.submit_transaction(list(ops))
+        idempotent = all(op[0] == "upsert" for op in ops)
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                client.submit_transaction(list(ops))
+                return
+            except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
+                transient = not isinstance(exc, HttpResponseError) or exc.status_code in (
+                    500,
+                    503,
+                )
+                if not (idempotent and transient) or attempt == TRANSIENT_RETRIES:
+                    raise
+                # an upsert-only transaction writes the same rows again: safe to retry, after
+                # the same lease check as any write (R18)
+                time.sleep(0.2 * 2**attempt)
+                self.before_write(label + "-retry")
 
-    def submit(self, client: TableClient, ops: Iterable[Op], label: str = "batch") -> None:
+    def submit(
+        self, client: TableClient, ops: Iterable[Op], label: str = "batch", *, workers: int = 1
+    ) -> None:
         """Chunked transactions, in order; each op's entity must carry its PartitionKey.
 
         Operations are grouped per partition keeping their order within a partition; each
@@ -317,6 +341,14 @@ class Store:
         by_pk: dict[str, list[Op]] = {}
         for op in ops:
             by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+        if workers > 1 and len(by_pk) > 1:  # partitions are independent: a few at a time
+
+            def one(pk_ops: list[Op]) -> None:
+                for chunk in chunks(pk_ops):
+                    self.transact(client, chunk, label)
+
+            _threads(one, list(by_pk.values()), workers)
+            return
         for pk_ops in by_pk.values():
             for chunk in chunks(pk_ops):
                 self.transact(client, chunk, label)
@@ -687,6 +719,7 @@ class Store:
         return part
 
 
+TRANSIENT_RETRIES = 3  # an upsert-only transaction that met a reset connection or a 500/503
 POINT_LOOKUPS = 2000  # up to this many ids, the transaction index is read by point reads
 
 
