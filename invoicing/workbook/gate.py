@@ -38,7 +38,13 @@ import openpyxl
 
 from invoicing.errors import UploadRejected
 from invoicing.workbook._cells import column_index, column_letter
-from invoicing.workbook.used_range import at_most, columns_at_most, fast_scan, greater_than
+from invoicing.workbook.used_range import (
+    at_most,
+    columns_at_most,
+    fast_scan,
+    greater_than,
+    scan_part,
+)
 from invoicing.workbook.used_range import used_range_cells as _used_range_cells
 
 if not getattr(openpyxl, "DEFUSEDXML", False):  # pragma: no cover - a broken install
@@ -314,11 +320,12 @@ def _check_members(
             has_cells = b"<c" in data or b":c" in data
             here = None
             negative = True  # _check_numbers decides
+            formulas = True  # _formula_cells decides
         elif b"<c" in data:
             has_cells = True
-            here, has_si, negative = fast_scan(data)
+            here, has_si, negative, formulas = scan_part(data)
         else:
-            has_cells, here, negative = False, None, False
+            has_cells, here, negative, formulas = False, None, False, False
             has_si = b"<si" in data
         if has_si:
             lengths = _shared_string_lengths(info.filename, data)
@@ -338,7 +345,7 @@ def _check_members(
                 _check_numbers(info.filename, data)
             if b't="e"' in data or b"t='e'" in data:  # one memchr-speed pass; rarely true
                 errors[info.filename] = _error_cells(data)
-            if b"<f" in data:  # formulas (W12): rare in an input sheet, found the same way
+            if formulas:  # W12: formula cells, noted by the scan's one pass
                 errors.setdefault(info.filename, []).extend(_formula_cells(data))
         del data
     if string_lengths and sheets:

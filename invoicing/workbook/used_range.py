@@ -66,6 +66,11 @@ def columns_at_most(width: int) -> bytes:
 
 
 def fast_scan(data: bytes) -> tuple[int | None, bool, bool]:
+    """``scan_part`` without its formula flag."""
+    return scan_part(data)[:3]  # type: ignore[return-value]
+
+
+def scan_part(data: bytes) -> tuple[int | None, bool, bool, bool]:
     """(used-range cells or None, has ``<si``, has a negative ``<v>``) of an unprefixed part.
 
     The width and height are read from the part's head and tail, then one pass proves that every
@@ -86,6 +91,7 @@ def fast_scan(data: bytes) -> tuple[int | None, bool, bool]:
             rb'|row(?:[\t\r\n/>]| (?!r="' + number + rb'"))'
         )
     plain, has_si, negative = bounded is not None, False, False
+    formulas = False
     position = 0
     while True:
         branches = [bounded] if plain else []
@@ -93,6 +99,8 @@ def fast_scan(data: bytes) -> tuple[int | None, bool, bool]:
             branches.append(rb"v>-")
         if not has_si:
             branches.append(rb"si[\t\r\n />]")
+        if not formulas:
+            branches.append(rb"f[\t\r\n />]")
         if not branches:
             break
         # one pass; each finding narrows the pattern and the scan goes on from there
@@ -102,12 +110,14 @@ def fast_scan(data: bytes) -> tuple[int | None, bool, bool]:
         kind = match.group()[1:2]
         if kind == b"v":
             negative = True
+        elif kind == b"f":
+            formulas = True
         elif kind == b"s":
             has_si = True
         else:
             plain = False
         position = match.end()
-    return (width * height if plain else None), has_si, negative
+    return (width * height if plain else None), has_si, negative, formulas
 
 
 def greater_than(limit: int) -> bytes:
