@@ -17,14 +17,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from azure.data.tables import EdmType, EntityProperty
-from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE
-
 from invoicing.model import (
     BillingMethod,
-    Contract,
-    ContractLine,
-    Customer,
     Detail,
     DetailStatus,
     DocumentType,
@@ -40,16 +34,32 @@ from invoicing.model import (
     Transaction,
     TxnClass,
 )
-from invoicing.schedule import ExplicitSchedule, Frequency, GeneratedSchedule, ScheduleRow
+from invoicing.storage.config import CONFIG as CONFIG
+from invoicing.storage.config import CONFIG_KEYS as CONFIG_KEYS
+from invoicing.storage.config import CONFIG_PART as CONFIG_PART
+from invoicing.storage.config import config_entities as config_entities
+from invoicing.storage.config import config_part_key as config_part_key
+from invoicing.storage.config import contract_from_config_rows as contract_from_config_rows
+from invoicing.storage.config import contract_from_entities as contract_from_entities
+from invoicing.storage.config import line_doc as line_doc
+from invoicing.storage.config import schedule_doc as schedule_doc
+from invoicing.storage.config import schedule_from_doc as schedule_from_doc
 from invoicing.storage.keys import encode_key
+from invoicing.storage.values import MAX_PARTS as MAX_PARTS
+from invoicing.storage.values import PART_CHARS as PART_CHARS
+from invoicing.storage.values import day as day
+from invoicing.storage.values import dec as dec
+from invoicing.storage.values import int64 as int64
+from invoicing.storage.values import pack as pack
+from invoicing.storage.values import pack_chunks as pack_chunks
+from invoicing.storage.values import plain_int as plain_int
+from invoicing.storage.values import undec as undec
+from invoicing.storage.values import unpack as unpack
 from invoicing.tax import invoice_tax
 
-PART_CHARS = 30_000
-MAX_PARTS = 14  # 14 x 30,000 ASCII chars = 840 KB of UTF-16: under the 1 MiB entity limit
 PENDING = "Pending"  # an invoice header written but not yet committed (not live)
 DRAFT = Status.DRAFT.value
 LIVE = frozenset({Status.DRAFT.value, Status.CONFIRMED.value})
-_WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 
 # ---- row keys ----------------------------------------------------------------------------------
 # Contract partition (PartitionKey = encode_key(ContractId)), in RowKey order:
@@ -62,8 +72,6 @@ _WEEKDAYS = (MO, TU, WE, TH, FR, SA, SU)
 #   R:<YYYYMMDD>               the (contract, run date) commit marker, with the run's counts
 #   T:<transaction>            transactions
 #   X:<YYYYMMDD>:<n>           the (contract, run date) RunLog, in parts
-CONFIG = "C"
-CONFIG_PART = "C:"  # C:0001, C:0002 ...: further parts of a large configuration
 
 
 def txn_key(transaction_id: str) -> str:
@@ -74,7 +82,6 @@ def milestone_key(milestone_id: str) -> str:
     return "M:" + encode_key(milestone_id)
 
 
-CONFIG_KEYS = (CONFIG, "C;")  # the RowKey range of a contract's configuration entities
 TRANSACTION_KEYS = ("T:", "T;")  # the RowKey range of a partition's transactions
 
 
@@ -135,18 +142,6 @@ def parties_of(header: Mapping[str, Any]) -> tuple[Party | None, Party | None] |
     return (Party(**seller) if seller else None, Party(**buyer) if buyer else None)
 
 
-def contract_from_config_rows(rows: Iterable[Mapping[str, Any]]) -> Contract | None:
-    """The contract (without its items) from the entities of ``CONFIG_KEYS``."""
-    head = None
-    parts: dict[str, Mapping[str, Any]] = {}
-    for e in rows:
-        if e["RowKey"] == CONFIG:
-            head = e
-        elif e["RowKey"].startswith(CONFIG_PART):
-            parts[e["RowKey"]] = e
-    return None if head is None else contract_from_entities(head, config_parts=parts)
-
-
 def with_amounts(header: Mapping[str, Any], inv: Invoice) -> dict[str, Any]:
     """The header with ``inv``'s amount and tax (R22: a draft whose details changed)."""
     return {**header, **_amounts(inv)}
@@ -183,239 +178,6 @@ def marker_key(run_date: date) -> str:
 
 def log_key(run_date: date, n: int) -> str:
     return f"X:{run_date:%Y%m%d}:{n:04d}"
-
-
-# ---- small helpers -----------------------------------------------------------------------------
-
-
-def dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def undec(text: Any) -> Decimal | None:
-    return None if text is None or text == "" else Decimal(str(text))
-
-
-def day(text: Any) -> date:
-    return date.fromisoformat(str(text))
-
-
-def int64(value: int) -> EntityProperty:
-    return EntityProperty(value, EdmType.INT64)
-
-
-def plain_int(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, EntityProperty):
-        return int(value.value)
-    return int(value)
-
-
-def pack(doc: Any, what: str) -> dict[str, Any]:
-    text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
-    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
-    if len(parts) > MAX_PARTS:
-        raise ValueError(f"{what} is too large to store ({len(text):,} characters of JSON)")
-    props: dict[str, Any] = {f"P{i}": part for i, part in enumerate(parts)}
-    props["Parts"] = len(parts)
-    return props
-
-
-def unpack(entity: Mapping[str, Any]) -> Any:
-    count = plain_int(entity.get("Parts")) or 0
-    return json.loads("".join(entity[f"P{i}"] for i in range(count)))
-
-
-def pack_chunks(rows: list[Any], what: str) -> list[dict[str, Any]]:
-    """Split a list over as many entities as needed, each holding up to a few parts."""
-    chunks: list[dict[str, Any]] = []
-    current: list[Any] = []
-    size = 0
-    budget = PART_CHARS * 4
-    for row in rows:
-        row_size = len(json.dumps(row, ensure_ascii=True)) + 1
-        if current and size + row_size > budget:
-            chunks.append(pack(current, what))
-            current, size = [], 0
-        current.append(row)
-        size += row_size
-    if current:
-        chunks.append(pack(current, what))
-    return chunks
-
-
-# ---- contract configuration --------------------------------------------------------------------
-
-
-# E1's address columns, stored only when given (most contracts' customers have none).
-_ADDRESS = ("street", "city", "postal_code", "country_code", "vat_id", "email")
-
-
-def _customer_doc(c: Customer) -> list[Any]:
-    doc: list[Any] = [c.customer_id, c.name, str(c.split_percent), c.rounding]
-    address = {k: v for k in _ADDRESS if (v := getattr(c, k))}
-    if address:
-        doc.append(address)
-    return doc
-
-
-def _customer(doc: list[Any]) -> Customer:
-    address = doc[4] if len(doc) > 4 else {}
-    return Customer(doc[0], doc[1], Decimal(doc[2]), bool(doc[3]), **address)
-
-
-def _schedule_doc(schedule: Any) -> dict[str, Any] | None:
-    if schedule is None:
-        return None
-    if isinstance(schedule, ExplicitSchedule):
-        return {
-            "k": "x",
-            "rows": [[r.run_date.isoformat(), r.cutoff.isoformat()] for r in schedule.rows],
-        }
-    assert isinstance(schedule, GeneratedSchedule)
-    month_days: list[Any] = []
-    for spec in schedule.month_days:
-        if isinstance(spec, tuple):
-            month_days.append([spec[0], spec[1].weekday])
-        else:
-            month_days.append(spec)
-    return {
-        "k": "g",
-        "first": schedule.first.isoformat(),
-        "last": schedule.last.isoformat() if schedule.last else None,
-        "freq": schedule.frequency.value if schedule.frequency else None,
-        "wd": schedule.weekday.weekday if schedule.weekday is not None else None,
-        "md": month_days,
-        "rrule": schedule.rrule,
-    }
-
-
-def _schedule(doc: dict[str, Any] | None) -> Any:
-    if doc is None:
-        return None
-    if doc["k"] == "x":
-        return ExplicitSchedule(tuple(ScheduleRow(day(a), day(b)) for a, b in doc["rows"]))
-    month_days: list[Any] = []
-    for spec in doc["md"]:
-        month_days.append((spec[0], _WEEKDAYS[spec[1]]) if isinstance(spec, list) else spec)
-    return GeneratedSchedule(
-        first=day(doc["first"]),
-        last=day(doc["last"]) if doc["last"] else None,
-        frequency=Frequency(doc["freq"]) if doc["freq"] else None,
-        weekday=_WEEKDAYS[doc["wd"]] if doc["wd"] is not None else None,
-        month_days=tuple(month_days),
-        rrule=doc["rrule"],
-    )
-
-
-def schedule_doc(schedule: Any) -> dict[str, Any] | None:
-    """A schedule as stored in the configuration document (the due-date index keeps them too)."""
-    return _schedule_doc(schedule)
-
-
-def schedule_from_doc(doc: dict[str, Any] | None) -> Any:
-    return _schedule(doc)
-
-
-def line_doc(line: ContractLine) -> dict[str, Any]:
-    """A contract line without its explicit schedule rows (those are counted separately)."""
-    return {
-        "id": line.line_id,
-        "name": line.name,
-        "method": line.billing_method.value,
-        "classes": sorted(c.value for c in line.classes),
-        "nte": dec(line.not_to_exceed),
-        "customers": [_customer_doc(c) for c in line.customers],
-        "schedule": _schedule_doc(line.schedule),
-        "tax": [line.tax_category.value, str(line.tax_percent)],
-    }
-
-
-def _line(doc: dict[str, Any]) -> ContractLine:
-    return ContractLine(
-        line_id=doc["id"],
-        name=doc["name"],
-        billing_method=BillingMethod(doc["method"]),
-        classes=frozenset(TxnClass(c) for c in doc["classes"]),
-        not_to_exceed=undec(doc["nte"]),
-        schedule=_schedule(doc["schedule"]),
-        customers=tuple(_customer(c) for c in doc["customers"]),
-        # configurations stored before E2 have no tax: exempt at 0, the reader's default
-        **_line_tax(doc.get("tax")),
-    )
-
-
-def _line_tax(doc: list[str] | None) -> dict[str, Any]:
-    if not doc:
-        return {}
-    return {"tax_category": TaxCategory(doc[0]), "tax_percent": Decimal(doc[1])}
-
-
-def config_entities(pk: str, contract: Contract, order: int) -> list[dict[str, Any]]:
-    """The contract's configuration as entities: ``C`` (the header and the first parts of the
-    JSON document) then ``C:0001``, ``C:0002`` ... as the document needs (L4: a configuration
-    of any size the workbook limits allow is stored in parts, never refused by the store)."""
-    doc = {
-        "customers": [_customer_doc(c) for c in contract.customers],
-        "lines": [line_doc(line) for line in contract.lines],
-    }
-    text = json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
-    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
-    groups = [parts[i : i + MAX_PARTS] for i in range(0, len(parts), MAX_PARTS)]
-    head: dict[str, Any] = {
-        "PartitionKey": pk,
-        "RowKey": CONFIG,
-        "ContractId": contract.contract_id,
-        "Name": contract.name,
-        "Currency": contract.currency,
-        "Terms": contract.payment_terms_days,
-        "TaxPercent": dec(contract.tax_percent),
-        "Order": order,
-        "Parts": len(groups[0]),
-        "Entities": len(groups),
-    }
-    entities = [head]
-    for n, group in enumerate(groups):
-        target = head if n == 0 else {"PartitionKey": pk, "RowKey": config_part_key(n)}
-        target.update({f"P{i}": part for i, part in enumerate(group)})
-        if n:
-            target["Parts"] = len(group)
-            entities.append(target)
-    return entities
-
-
-def config_part_key(n: int) -> str:
-    return f"{CONFIG_PART}{n:04d}"
-
-
-def contract_from_entities(
-    config: Mapping[str, Any],
-    milestones: Iterable[Milestone] = (),
-    transactions: Iterable[Transaction] = (),
-    config_parts: Mapping[str, Mapping[str, Any]] | None = None,
-) -> Contract:
-    """The contract from its configuration entities (``config_parts``: RowKey -> entity of the
-    ``C:`` rows) and its items."""
-    count = plain_int(config.get("Entities")) or 1
-    chunks = [config] + [(config_parts or {})[config_part_key(n)] for n in range(1, count)]
-    doc = json.loads("".join(_joined(e) for e in chunks))
-    return Contract(
-        contract_id=config["ContractId"],
-        name=config.get("Name") or "",
-        currency=config["Currency"],
-        customers=tuple(_customer(c) for c in doc["customers"]),
-        lines=tuple(_line(line) for line in doc["lines"]),
-        milestones=tuple(milestones),
-        transactions=tuple(transactions),
-        payment_terms_days=plain_int(config.get("Terms")) or 0,
-        tax_percent=undec(config.get("TaxPercent")),
-    )
-
-
-def _joined(entity: Mapping[str, Any]) -> str:
-    count = plain_int(entity.get("Parts")) or 0
-    return "".join(entity[f"P{i}"] for i in range(count))
 
 
 # ---- items -------------------------------------------------------------------------------------
