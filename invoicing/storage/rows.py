@@ -2,6 +2,39 @@
 first daily run) and the per-(contract, run date) commit marker and RunLog parts.
 
 Only ``storage/`` builds or reads table rows; services ask for these by name.
+
+Tables
+------
+``<prefix>`` holds one partition per contract (PartitionKey = ``encode_key(ContractId)``, see
+``keys``); the RowKey prefixes are listed in ``codec`` (configuration ``C``, transactions ``T:``,
+milestones ``M:``, invoice headers ``I:``, lines ``L:``, details ``D:``, per-(contract, run date)
+commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
+
+* ``contracts`` / ``encode_key(ContractId)``: the registry of imported contracts (the run lists
+  it instead of scanning the big table); ``Importing`` is set on a contract's row before an
+  import's first write and cleared after its last, so a run never invoices a half-imported
+  contract (S5a);
+* ``ledger`` / ``YYYY-MM-DD``: the run ledger, one entry per run date (started, completed, counts,
+  amounts: S6, R19);
+* ``counter`` / ``invoice-number``: the legal invoice number sequence (R16), with its pending
+  assignment;
+* ``daily`` / ``first``: the date of the store's first daily run (R19: catch-up never reaches
+  before it);
+* ``I<YYYYMMDD><h>`` / ``InvoiceId``: the index InvoiceId -> ContractId (and InvoiceDate), so GET,
+  confirm and cancel by id need no scan and a listing of a date range finds its invoices; one
+  partition per invoice date and first hex digit of the id's hash (stores from before it also
+  have ``I<YYYYMM>`` month partitions, still read);
+* ``W<YYYYMMDD>`` / ``ContractId``: the contracts a run wrote a commit marker for on that date
+  (a listing's RunLog reads those), with ``daily`` / ``ran-index`` saying from which date on
+  every marker has its row;
+* ``due:...``: the due-date index (``storage.due``, S8): which contracts have something due on
+  which run date, so a run loads only those;
+* ``txn:<h>`` / ``TransactionId``: the transaction index TransactionId -> ContractId (W9 across
+  uploads by point reads).
+
+Every query value is a parameter (``parameters=``), never pasted into the filter text. Money is
+stored as decimal strings. Entity-group transactions are chunked to <= 100 operations (and a few
+MB) of one partition.
 """
 
 from __future__ import annotations

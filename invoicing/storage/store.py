@@ -1,37 +1,6 @@
 """The Table Storage store (S3, S4, S6) and the crash-safe commit protocol of the daily run (R17).
 
-Tables
-------
-``<prefix>`` holds one partition per contract (PartitionKey = ``encode_key(ContractId)``, see
-``keys``); the RowKey prefixes are listed in ``codec`` (configuration ``C``, transactions ``T:``,
-milestones ``M:``, invoice headers ``I:``, lines ``L:``, details ``D:``, per-(contract, run date)
-commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
-
-* ``contracts`` / ``encode_key(ContractId)``: the registry of imported contracts (the run lists
-  it instead of scanning the big table); ``Importing`` is set on a contract's row before an
-  import's first write and cleared after its last, so a run never invoices a half-imported
-  contract (S5a);
-* ``ledger`` / ``YYYY-MM-DD``: the run ledger, one entry per run date (started, completed, counts,
-  amounts: S6, R19);
-* ``counter`` / ``invoice-number``: the legal invoice number sequence (R16), with its pending
-  assignment;
-* ``daily`` / ``first``: the date of the store's first daily run (R19: catch-up never reaches
-  before it);
-* ``I<YYYYMMDD><h>`` / ``InvoiceId``: the index InvoiceId -> ContractId (and InvoiceDate), so GET,
-  confirm and cancel by id need no scan and a listing of a date range finds its invoices; one
-  partition per invoice date and first hex digit of the id's hash (stores from before it also
-  have ``I<YYYYMM>`` month partitions, still read);
-* ``W<YYYYMMDD>`` / ``ContractId``: the contracts a run wrote a commit marker for on that date
-  (a listing's RunLog reads those), with ``daily`` / ``ran-index`` saying from which date on
-  every marker has its row;
-* ``due:...``: the due-date index (``storage.due``, S8): which contracts have something due on
-  which run date, so a run loads only those;
-* ``txn:<h>`` / ``TransactionId``: the transaction index TransactionId -> ContractId (W9 across
-  uploads by point reads).
-
-Every query value is a parameter (``parameters=``), never pasted into the filter text. Money is
-stored as decimal strings. Entity-group transactions are chunked to <= 100 operations (and a few
-MB) of one partition.
+Tables: see ``storage.rows`` (what each partition of ``<prefix>globals`` holds).
 
 The commit protocol of a run (per contract C and run date D)
 ------------------------------------------------------------
@@ -77,13 +46,10 @@ k-th one to simulate a crash).
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
 from typing import Any
 
 from azure.core import MatchConditions
@@ -97,141 +63,21 @@ from azure.core.exceptions import (
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
-from invoicing.model import Contract, Invoice, Party, SourceType
+from invoicing.model import Party
 from invoicing.storage import codec, due, rows
 from invoicing.storage.errors import WriteRefused
 from invoicing.storage.keys import encode_key
 from invoicing.storage.lease import Lease, lock_blob
-
-MAX_BATCH_OPS = 100
-MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
-Op = tuple[Any, ...]
-
-
-def entity_size(entity: Mapping[str, Any]) -> int:
-    return len(json.dumps({k: str(v) for k, v in entity.items()})) + 64
-
-
-@dataclass
-class Partition:
-    """One contract's partition as read by one query, grouped by record kind."""
-
-    pk: str
-    config: dict[str, Any] | None = None
-    config_parts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    milestones: dict[str, dict[str, Any]] = field(default_factory=dict)
-    headers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    markers: dict[date, dict[str, Any]] = field(default_factory=dict)
-    logs: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
-    due_state: dict[str, Any] | None = None  # the ``N:due`` row: what it put in the due index
-
-    def add(self, e: dict[str, Any]) -> None:
-        rk: str = e["RowKey"]
-        kind = rk[:2]
-        if rk == codec.CONFIG:
-            self.config = e
-        elif kind == codec.CONFIG_PART:
-            self.config_parts[rk] = e
-        elif kind == "T:":
-            self.transactions[e["Id"]] = e
-        elif kind == "M:":
-            self.milestones[e["Id"]] = e
-        elif kind == "I:":
-            self.headers[e["InvoiceId"]] = e
-        elif kind == "L:":
-            self.lines.setdefault(e["InvoiceId"], []).append(e)
-        elif kind == "D:":
-            self.details.setdefault(e["InvoiceId"], []).append(e)
-        elif kind == "R:":
-            self.markers[_yyyymmdd(rk[2:])] = e
-        elif kind == "X:":
-            self.logs.setdefault(_yyyymmdd(rk[2:10]), []).append(e)
-        elif rk == due.STATE_KEY:
-            self.due_state = e
-
-    def contract(self) -> Contract | None:
-        if self.config is None:
-            return None
-        return codec.contract_from_entities(
-            self.config,
-            (codec.milestone_from(e) for e in self.milestones.values()),
-            (codec.transaction_from(e) for e in self.transactions.values()),
-            self.config_parts,
-        )
-
-    def config_entities(self) -> list[dict[str, Any]]:
-        """The stored configuration entities, ``C`` first (empty when there is none)."""
-        if self.config is None:
-            return []
-        return [self.config, *(self.config_parts[k] for k in sorted(self.config_parts))]
-
-    def invoice(self, invoice_id: str) -> Invoice:
-        return codec.invoice_from(
-            self.headers[invoice_id],
-            self.lines.get(invoice_id, ()),
-            self.details.get(invoice_id, ()),
-        )
-
-    def live_ids(self) -> list[str]:
-        return [i for i, h in self.headers.items() if h.get("Status") in codec.LIVE]
-
-    def live_invoices(self) -> list[Invoice]:
-        return [self.invoice(i) for i in self.live_ids()]
-
-    def committed_invoices(self) -> list[Invoice]:
-        """Live and cancelled invoices (not Pending): what the contract's state comes from."""
-        pending = codec.PENDING
-        return [self.invoice(i) for i, h in self.headers.items() if h.get("Status") != pending]
-
-    def live_items(self) -> dict[tuple[SourceType, str], list[str]]:
-        """Item -> the live invoices holding it (one per customer share of one run)."""
-        out: dict[tuple[SourceType, str], list[str]] = {}
-        for invoice_id in sorted(self.live_ids()):
-            for d in self.details.get(invoice_id, ()):
-                holders = out.setdefault((SourceType(d["SourceType"]), d["SourceId"]), [])
-                if invoice_id not in holders:
-                    holders.append(invoice_id)
-        return out
-
-    def item_amount(self, kind: SourceType, item_id: str) -> Decimal | None:
-        """A stored transaction's or milestone's amount; None when it is not stored."""
-        rows_of = self.transactions if kind is SourceType.TRANSACTION else self.milestones
-        row = rows_of.get(item_id)
-        return None if row is None else Decimal(row["Amount"])
-
-    def pending_dates(self) -> set[date]:
-        """Run dates with uncommitted (Pending) invoice rows."""
-        return {
-            codec.day(h["InvoiceDate"])
-            for h in self.headers.values()
-            if codec.is_pending(h) and not codec.is_credit_note(h)
-        }
-
-    def stale_rows(self, run_date: date, keep: set[str]) -> list[dict[str, Any]]:
-        """Rows of uncommitted (Pending) invoices of ``run_date`` whose RowKey is not in ``keep``
-        (the rows a new plan of that date rewrites)."""
-        stale: list[dict[str, Any]] = []
-        day = run_date.isoformat()
-        for invoice_id, header in self.headers.items():
-            # a credit note being made is never a run's leftover (its own steps finish it)
-            pending = codec.is_pending(header) and not codec.is_credit_note(header)
-            if header.get("InvoiceDate") == day and pending:
-                stale.extend(e for e in self.invoice_rows(invoice_id) if e["RowKey"] not in keep)
-        return stale
-
-    def invoice_rows(self, invoice_id: str) -> list[dict[str, Any]]:
-        """Details, lines, then the header: the safe deletion order."""
-        rows = [*self.details.get(invoice_id, ()), *self.lines.get(invoice_id, ())]
-        if invoice_id in self.headers:
-            rows.append(self.headers[invoice_id])
-        return rows
-
-
-def _yyyymmdd(text: str) -> date:
-    return date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+from invoicing.storage.ops import MAX_BATCH_BYTES as MAX_BATCH_BYTES
+from invoicing.storage.ops import MAX_BATCH_OPS as MAX_BATCH_OPS
+from invoicing.storage.ops import Op as Op
+from invoicing.storage.ops import chunks as chunks
+from invoicing.storage.ops import clean as _clean
+from invoicing.storage.ops import delete_op as delete_op
+from invoicing.storage.ops import entity_size as entity_size
+from invoicing.storage.ops import replace_if_op as replace_if_op
+from invoicing.storage.ops import upsert_op as upsert_op
+from invoicing.storage.partition import Partition as Partition
 
 
 class Store:
@@ -742,36 +588,3 @@ def _stretches(days: Sequence[date]) -> list[tuple[date, date]]:
             out.append((d, d))
     return out
 
-
-def chunks(ops: Sequence[Op]) -> Iterable[list[Op]]:
-    """Split ops into transactions of <= 100 operations and <= MAX_BATCH_BYTES."""
-    current: list[Op] = []
-    size = 0
-    for op in ops:
-        op_size = entity_size(op[1])
-        if current and (len(current) >= MAX_BATCH_OPS or size + op_size > MAX_BATCH_BYTES):
-            yield current
-            current, size = [], 0
-        current.append(op)
-        size += op_size
-    if current:
-        yield current
-
-
-def upsert_op(entity: Mapping[str, Any]) -> Op:
-    return ("upsert", _clean(entity), {"mode": UpdateMode.REPLACE})
-
-
-def replace_if_op(entity: Mapping[str, Any], etag: str) -> Op:
-    """Replace ``entity`` in a transaction only if unchanged since read (the whole transaction
-    fails otherwise: ``TableTransactionError``)."""
-    guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-    return ("update", _clean(entity), {"mode": UpdateMode.REPLACE, **guard})
-
-
-def delete_op(entity: Mapping[str, Any]) -> Op:
-    return ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]})
-
-
-def _clean(entity: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entity.items() if not k.startswith("_") and v is not None}

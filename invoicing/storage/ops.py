@@ -1,0 +1,53 @@
+"""Table operations as the store batches them: upserts, guarded replaces and deletes, chunked into
+entity-group transactions of at most 100 operations and a few MB of one partition."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.data.tables import UpdateMode
+
+MAX_BATCH_OPS = 100
+MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
+Op = tuple[Any, ...]
+
+
+def entity_size(entity: Mapping[str, Any]) -> int:
+    return len(json.dumps({k: str(v) for k, v in entity.items()})) + 64
+
+
+def chunks(ops: Sequence[Op]) -> Iterable[list[Op]]:
+    """Split ops into transactions of <= 100 operations and <= MAX_BATCH_BYTES."""
+    current: list[Op] = []
+    size = 0
+    for op in ops:
+        op_size = entity_size(op[1])
+        if current and (len(current) >= MAX_BATCH_OPS or size + op_size > MAX_BATCH_BYTES):
+            yield current
+            current, size = [], 0
+        current.append(op)
+        size += op_size
+    if current:
+        yield current
+
+
+def upsert_op(entity: Mapping[str, Any]) -> Op:
+    return ("upsert", clean(entity), {"mode": UpdateMode.REPLACE})
+
+
+def replace_if_op(entity: Mapping[str, Any], etag: str) -> Op:
+    """Replace ``entity`` in a transaction only if unchanged since read (the whole transaction
+    fails otherwise: ``TableTransactionError``)."""
+    guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", clean(entity), {"mode": UpdateMode.REPLACE, **guard})
+
+
+def delete_op(entity: Mapping[str, Any]) -> Op:
+    return ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"]})
+
+
+def clean(entity: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entity.items() if not k.startswith("_") and v is not None}
