@@ -17,7 +17,8 @@ Stages (SPEC P) and the floor measured beside each:
 * ``P4`` ``services.import_workbook`` into an empty store; ``P4floor``: the same entities, built
   with the store's own codec (``codec.milestone_entity``/``transaction_entity``/``config_entities``,
   ``store.upsert_op``), upserted with ``submit_transaction`` in ``store.chunks`` batches per
-  partition, one task per contract on as many threads as the import uses, then the registry.
+  partition, one task per contract on as many threads as the import uses, then the registry, the
+  transaction index and the due-date index (globals), partition by partition on those threads.
 * ``P5`` ``services.run_daily`` over the 60 run dates on the store P4 filled; ``P5floor``: one
   scan of each contract's stored rows (the query ``Store.load`` makes) + one batched write of
   the entities the run writes (index entries, invoice headers/lines/details, markers, run logs,
@@ -216,21 +217,32 @@ def p4(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
 
 def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
     """Per contract, the operations ``import_portfolio`` submits into an empty store (items in
-    milestone-then-transaction order, the configuration last), and the registry operations."""
-    from invoicing.storage import codec, rows
+    milestone-then-transaction order, its due-index state, the configuration last), and the
+    globals operations: the registry, the transaction index (W9) and the due-date index (S8)."""
+    from invoicing.storage import codec, due, rows
     from invoicing.storage.keys import encode_key
     from invoicing.storage.store import upsert_op
 
     per_contract: list[list[tuple]] = []
-    registry: list[tuple] = []
+    globals_ops: list[tuple] = []
+    due_rows: dict[tuple[str, str], dict] = {}
     for order, contract in enumerate(portfolio.contracts):
         pk = encode_key(contract.contract_id)
         ops = [upsert_op(codec.milestone_entity(pk, m)) for m in contract.milestones]
         ops += [upsert_op(codec.transaction_entity(pk, t)) for t in contract.transactions]
+        index = due.contract_index(contract)
+        ops.append(upsert_op(due.state_entity(pk, index)))
         ops.extend(upsert_op(e) for e in codec.config_entities(pk, contract, order))
         per_contract.append(ops)
-        registry.append(upsert_op(rows.registry_entity(contract.contract_id, order)))
-    return per_contract, registry
+        globals_ops.append(upsert_op(rows.registry_entity(contract.contract_id, order)))
+        globals_ops += [
+            upsert_op(rows.txn_index_entity(t.transaction_id, contract.contract_id))
+            for t in contract.transactions
+        ]
+        for e in due.index_entities(contract.contract_id, index):
+            due_rows[(e["PartitionKey"], e["RowKey"])] = e
+    globals_ops += [upsert_op(e) for e in due_rows.values()]
+    return per_contract, globals_ops
 
 
 def _tables(args: argparse.Namespace):
@@ -265,9 +277,12 @@ def p4_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     _freeze()
     reset_peak_rss()
     started = time.perf_counter()
+    by_pk: dict[str, list[tuple]] = {}
+    for op in registry:  # the registry and both indexes, partition by partition, in parallel
+        by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         batches = sum(pool.map(lambda ops: _submit_all(table, ops), per_contract))
-    batches += _submit_all(globals_, registry)
+        batches += sum(pool.map(lambda ops: _submit_all(globals_, ops), list(by_pk.values())))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "items": items, "batches": batches}
 
