@@ -17,6 +17,7 @@ from invoicing.documents.document import (
     en16931_problems,
     format_amount,
     format_percent,
+    notes_of,
     xml_amount,
     xml_text,
 )
@@ -85,14 +86,7 @@ def _header(root: etree._Element, document: Document) -> None:
     _text(header, "ID", document.number)
     _text(header, "TypeCode", document.type_code)
     _date(_sub(header, _ram("IssueDateTime")), document.issue_date)
-    notes = []
-    if document.draft:
-        notes.append(f"PROFORMA {document.invoice_id}: a draft, not a VAT invoice.")
-    if document.contract_name:
-        notes.append(f"Contract {document.contract_id}: {document.contract_name}")
-    if document.note:
-        notes.append(document.note)
-    for content in notes:
+    for content in notes_of(document):
         _text(_sub(header, _ram("IncludedNote")), "Content", content)
 
 

@@ -146,6 +146,18 @@ class Document:
         return self.contract_id or self.number
 
 
+def notes_of(document: Document) -> list[str]:
+    """The document's notes (BT-22): the proforma warning, the contract, the caller's note."""
+    notes = []
+    if document.draft:
+        notes.append(f"PROFORMA {document.invoice_id}: a draft, not a VAT invoice.")
+    if document.contract_name:
+        notes.append(f"Contract {document.contract_id}: {document.contract_name}")
+    if document.note:
+        notes.append(document.note)
+    return notes
+
+
 def format_amount(amount: Decimal, currency: str) -> str:
     """An amount as people read it: thousands separators, the currency's minor unit
     (``1,234.50`` USD, ``1,235`` JPY, ``1,234.500`` KWD). The PDF prints amounts this way."""

@@ -20,6 +20,7 @@ from invoicing.documents.document import (
     DocumentLine,
     en16931_problems,
     format_percent,
+    notes_of,
     xml_amount,
     xml_text,
 )
@@ -86,13 +87,7 @@ def build_ubl(document: Document) -> bytes:
 
 
 def _notes(document: Document) -> list[str]:
-    notes = []
-    if document.draft:
-        notes.append(f"PROFORMA {document.invoice_id}: a draft, not a VAT invoice.")
-    if document.contract_name:
-        notes.append(f"Contract {document.contract_id}: {document.contract_name}")
-    if document.note:
-        notes.append(document.note)
+    notes = notes_of(document)
     # EN 16931 has one invoice note per subject in UBL; join them (BT-22 is repeatable in CII).
     return [" ".join(notes)] if notes else []
 
