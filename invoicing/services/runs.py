@@ -185,35 +185,56 @@ def run_daily(
     return summary
 
 
-def _run_dates(
-    store: Store,
-    dates: list[date],
-    summary: RunSummary,
-    workers: int,
-    progress: Progress | None,
-) -> None:
-    started = now_text()
-    store.submit(
-        store.globals, [upsert_op(rows.ledger_started(d, started)) for d in dates], "ledger-started"
-    )
+@dataclass
+class ContractsOutcome:
+    """What invoicing a set of contracts over some dates did: per contract that committed
+    (or had committed before), its commit markers per date; the contracts that could not be
+    invoiced (no configuration: an import that never finished) and those that failed."""
+
+    markers: dict[str, dict[date, dict[str, Any]]] = field(default_factory=dict)
+    blocked: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The contracts a run of some dates concerns (S5a, S8)."""
+
+    everyone: list[str]  # every registered contract not blocked by an unfinished import
+    due: list[str]  # those the due-date index names for the dates (or does not hold yet)
+    blocked: set[str]  # registered contracts whose import never finished (S5a)
+
+
+def select_contracts(store: Store, dates: list[date]) -> Selection:
+    """S5a and S8: a contract whose import did not finish is not invoiced (its dates stay
+    incomplete); of the others only those with something due on one of ``dates`` are loaded
+    (a contract with no line due on a date writes nothing for it), plus every contract the
+    index does not hold yet (imported before the index existed)."""
     registry = sorted(store.registry(), key=lambda r: int(r.get("Order") or 0))
-    # S5a: a contract whose import did not finish is not invoiced; its dates stay incomplete
     blocked = {r["ContractId"] for r in registry if r.get("Importing")}
-    # a contract that fails (bad stored data, a storage error) is reported and left incomplete;
-    # the others are invoiced, and the next run redoes the date for it
-    failed: dict[str, str] = {}
     everyone = [r["ContractId"] for r in registry if r["ContractId"] not in blocked]
-    summary.contracts = len(everyone)
-    # S8: only the contracts the due-date index names for these dates are loaded (a contract
-    # with no line due on a date writes nothing for it), and every contract the index does not
-    # hold yet (imported before the index existed)
     due = store.due_contracts(dates)
     unindexed = {r["ContractId"] for r in registry if not rows.registry_indexed(r)}
-    contracts = [cid for cid in everyone if cid in due or cid in unindexed]
-    by_date = {d: DateSummary(d) for d in dates}
-    for first in range(0, len(contracts), CONTRACTS_PER_ROUND):
-        # plan a round of contracts, index their new invoices in bulk, then commit each one
-        chunk = contracts[first : first + CONTRACTS_PER_ROUND]
+    return Selection(everyone, [c for c in everyone if c in due or c in unindexed], blocked)
+
+
+def invoice_contracts(
+    store: Store,
+    contract_ids: list[str],
+    dates: list[date],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> ContractsOutcome:
+    """Plan and commit ``contract_ids`` over ``dates`` with the crash-safe protocol (steps 2-5
+    of ``invoicing.storage.store``): rounds of contracts planned, indexed in bulk, then each
+    committed. A contract that fails (bad stored data, a storage error) is reported in
+    ``failed`` and the others go on; the next run redoes its dates. The caller holds the lease
+    (inline) or is a queue worker (S9)."""
+    outcome = ContractsOutcome()
+    failed = outcome.failed
+    for first in range(0, len(contract_ids), CONTRACTS_PER_ROUND):
+        chunk = contract_ids[first : first + CONTRACTS_PER_ROUND]
         planned = parallel(
             lambda c: _isolated(c, failed, lambda: _plan_contract(store, c, dates)),
             chunk,
@@ -237,14 +258,34 @@ def _run_dates(
         )
         for contract_id, (_, _, markers) in ready:
             if markers is None:
-                blocked.add(contract_id)
-                continue
-            if contract_id in failed:
-                continue  # failed while committing: named in ``failed``
-            for d, marker in markers.items():
-                by_date[d].add(marker)
+                outcome.blocked.add(contract_id)
+            elif contract_id not in failed:  # failed while committing: named in ``failed``
+                outcome.markers[contract_id] = markers
         if progress is not None:
-            progress(first + len(chunk), len(contracts))
+            progress(first + len(chunk), len(contract_ids))
+    return outcome
+
+
+def _run_dates(
+    store: Store,
+    dates: list[date],
+    summary: RunSummary,
+    workers: int,
+    progress: Progress | None,
+) -> None:
+    started = now_text()
+    store.submit(
+        store.globals, [upsert_op(rows.ledger_started(d, started)) for d in dates], "ledger-started"
+    )
+    chosen = select_contracts(store, dates)
+    summary.contracts = len(chosen.everyone)
+    outcome = invoice_contracts(store, chosen.due, dates, workers=workers, progress=progress)
+    blocked = chosen.blocked | outcome.blocked
+    failed = outcome.failed
+    by_date = {d: DateSummary(d) for d in dates}
+    for markers in outcome.markers.values():
+        for d, marker in markers.items():
+            by_date[d].add(marker)
     summary.blocked = sorted(blocked)
     summary.failed = dict(sorted(failed.items()))
     finished = now_text()
@@ -255,7 +296,7 @@ def _run_dates(
             state=state,
             started=started,
             finished=finished,
-            contracts=len(everyone),
+            contracts=len(chosen.everyone),
             counts=s.counts(),
             amounts=s.amounts,
             blocked=blocked,
