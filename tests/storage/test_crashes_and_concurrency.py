@@ -21,7 +21,7 @@ from invoicing import services
 from invoicing.cli import main
 from invoicing.settings import Settings
 from invoicing.storage.errors import LeaseLost, WriteRefused
-from invoicing.storage.lease import LOCK_BLOB
+from invoicing.storage.lease import LOCK_BLOB, Lease
 from invoicing.storage.store import Store
 from tests.storage.portfolios import END, START, expected, key_log, random_book, stored, workbook
 from tests.support.workbooks import HEADERS, Book
@@ -29,9 +29,9 @@ from tests.support.workbooks import HEADERS, Book
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+def cli(env: dict[str, str], *args: str, module: str = "invoicing") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "invoicing", *args],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         text=True,
@@ -227,37 +227,90 @@ def test_a_failure_during_import_then_a_reimport_gives_the_clean_store(storage_s
         assert a.contract() == b.contract()
 
 
-def test_a_lease_broken_from_outside_stops_the_run_before_its_next_write(store, storage_settings):
+def test_a_lease_broken_from_outside_stops_the_run_at_the_next_renewal_within_a_third_of_it(
+    store, storage_settings
+):
+    """R18 as decided for issue 11: a write is fenced locally (no round trip), so an outside break
+    is noticed at the first renewal after it, within a third of the lease; no write is cleared
+    after that renewal, and the next run finishes the work."""
     data = workbook(random_book(5, contracts=8, transactions=400))
     services.import_workbook(store, data, storage_settings)
-    broken_at: list[int] = []
     base = store.writes
+    leases: list[Lease] = []
+    broken: list[tuple[float, int]] = []  # (monotonic time, renewals sent) at the break
+    cleared: list[float] = []  # monotonic time of every write cleared after the break
 
-    def break_at_third_write(label: str) -> None:
-        if store.writes - base == 3 and not broken_at:
+    def break_at_third_write_then_write_slowly(label: str) -> None:
+        if not leases:
+            assert store.lease is not None
+            leases.append(store.lease)
+        if broken:
+            cleared.append(time.monotonic())
+            time.sleep(0.1)  # slow writes: the run outlasts a third of the lease
+        elif store.writes - base == 3:
             break_lease(store)
-            broken_at.append(store.writes)
+            broken.append((time.monotonic(), leases[0].renewals))
 
-    store.write_hook = break_at_third_write
+    store.write_hook = break_at_third_write_then_write_slowly
     with pytest.raises(LeaseLost, match="lost the lease"):
         services.run_daily(store, storage_settings, span=(START, END), workers=1)
-    assert store.writes == broken_at[0]  # write 3 had been cleared; nothing after it
+    lease = leases[0]
+    broken_at, renewals_before = broken[0]
+    assert lease.lost_at is not None
+    # the first renewal after the break noticed it, within a third of the lease (+ its latency)
+    assert lease.renewals == renewals_before + 1
+    assert lease.lost_at - broken_at <= lease.renew_every + 1.0
+    # writes went on, fenced locally, until then; none was cleared after it
+    assert cleared and max(cleared) <= lease.lost_at + 0.02
+    assert len(cleared) < 127 - 3  # the run (127 writes clean) stopped early
     store.write_hook = None
     services.run_daily(store, storage_settings, span=(START, END))
+    assert_same_as_one_clean_run(store, storage_settings, data)
+
+
+def test_lease_round_trips_follow_the_clock_not_the_writes(store, storage_settings):
+    """Issue 11: one renewal per third of the lease, however many batches are written (it was
+    one lease PUT per write); the import and the run each hold their own lease."""
+    data = workbook(random_book(3, contracts=40, transactions=3000))
+    leases: dict[int, tuple[Lease, list[float]]] = {}  # id -> (lease, [first, last] write time)
+
+    def watch(label: str) -> None:
+        assert store.lease is not None
+        now = time.monotonic()
+        leases.setdefault(id(store.lease), (store.lease, [now, now]))[1][1] = now
+
+    store.write_hook = watch
+    base = store.writes
+    services.import_workbook(store, data, storage_settings)
+    services.run_daily(store, storage_settings, span=(START, END), workers=1)
+    assert store.writes - base > 500  # many batches: the import's and the run's
+    assert len(leases) == 2
+    for lease, (first, last) in leases.values():
+        elapsed = last - first
+        assert lease.renewals <= elapsed / lease.renew_every + 2, (lease.renewals, elapsed)
+        # and the thread did keep it renewed: the writes never stopped for want of a renewal
+        assert lease.renewals >= int(elapsed / lease.renew_every) - 1, (lease.renewals, elapsed)
+        assert lease.lost_at is None
+    store.write_hook = None
     assert_same_as_one_clean_run(store, storage_settings, data)
 
 
 def test_a_cli_run_whose_lease_is_broken_exits_1_with_a_clear_message_and_the_next_run_finishes(
     store, storage_settings, storage_env, medium
 ):
-    process = cli(storage_env, "run", "--from", str(START), "--to", str(END))
+    # writes slowed so the run outlasts the next renewal (a third of the lease) after the break
+    env = storage_env | {"SLOW_WRITE_SECONDS": "0.1"}
+    args = ("run", "--from", str(START), "--to", str(END))
+    process = cli(env, *args, module="tests.support.slow_writes")
     deadline = time.monotonic() + 30
     while not services.ledger_entries(store) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     break_lease(store)
+    broken_at = time.monotonic()
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, (out, err)
+    assert time.monotonic() - broken_at < storage_settings.lease_seconds / 3 + 5
     assert "lost the lease" in err and "the next run finishes the work" in err
     assert err.count("\n") == 1  # one line, no traceback
     final = cli(storage_env, "run", "--from", str(START), "--to", str(END))
