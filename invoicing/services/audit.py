@@ -22,6 +22,7 @@ from invoicing.model import (
     SourceType,
     Status,
 )
+from invoicing.services.audit_due import due_index_agrees
 from invoicing.services.common import DEFAULT_WORKERS, parallel
 from invoicing.services.lifecycle import CREDIT_NOTES, INVOICES, settle_pending_number
 from invoicing.settings import Settings
@@ -154,6 +155,7 @@ STORE_CHECKS: tuple[Callable[[Store, str], list[str]], ...] = (
     ledger_dates_finished,
     imports_finished,
     transactions_in_one_contract,
+    due_index_agrees,  # S8: the due-date index against the stored configurations
 )
 
 
