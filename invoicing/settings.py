@@ -8,9 +8,12 @@ README's table state the same values, which a test checks).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -21,6 +24,16 @@ EXCEL_ROWS = 1_048_576  # Excel's own row limit (L2)
 STORAGE_SETTINGS = ("INVOICING_STORAGE", "AzureWebJobsStorage")
 
 T = TypeVar("T", str, int)
+
+# INVOICE_DISPATCH (S9): the daily run invokes every contract in its own process (inline), or
+# enqueues the work on a Storage Queue for the queue-triggered function (H11) and ``worker``.
+INLINE, QUEUE = "inline", "queue"
+DISPATCH_MODES = (INLINE, QUEUE)
+# A queue name is 3-63 lowercase letters, digits and single hyphens, starting and ending with a
+# letter or digit; ours is at most 56 so that its poison queue ``<name>-poison`` is one too.
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,55}$")
+POISON_SUFFIX = "-poison"
+HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
 
 
 class SettingsError(ValueError):
@@ -65,6 +78,8 @@ class Settings:
     max_rows: int = _setting(EXCEL_ROWS, "MAX_ROWS", low=1, high=EXCEL_ROWS)
     lease_seconds: int = _setting(30, "INVOICE_LEASE_SECONDS", low=15, high=60)
     table_prefix: str = _setting("invoicing", "INVOICE_TABLE_PREFIX")
+    dispatch: str = _setting(INLINE, "INVOICE_DISPATCH")
+    queue_name: str = _setting("invoicing-work", "INVOICE_QUEUE")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -80,6 +95,16 @@ class Settings:
             values[name] = how.read(env, default)
         settings = cls(**values)
         settings.validate()
+        if settings.dispatch == QUEUE and not env.get(STORAGE_SETTINGS[0]) and values[
+            "storage_connection"
+        ]:
+            # H11's trigger names INVOICING_STORAGE as its connection: the host must find the
+            # queue where the run puts the work
+            raise SettingsError(
+                "INVOICE_DISPATCH=queue needs INVOICING_STORAGE set (the queue-triggered "
+                "function's connection setting); set it to the AzureWebJobsStorage connection "
+                "string if the tables live there"
+            )
         return settings
 
     def validate(self) -> None:
@@ -107,7 +132,17 @@ class Settings:
                 f'INVOICE_TABLE_PREFIX "{prefix}" must be 1 to 56 ASCII letters and digits, '
                 "starting with a letter"
             )
-
+        if self.dispatch not in DISPATCH_MODES:
+            raise SettingsError(
+                f'INVOICE_DISPATCH "{self.dispatch}" must be "inline" (one process) or "queue" '
+                "(fan-out on a Storage Queue)"
+            )
+        if not _QUEUE_NAME.match(self.queue_name):
+            raise SettingsError(
+                f'INVOICE_QUEUE "{self.queue_name}" must be 3 to 56 lowercase letters, digits '
+                "and single hyphens, starting and ending with a letter or digit (its poison "
+                f'queue "{self.queue_name}{POISON_SUFFIX}" must be a queue name too)'
+            )
 
     def _check_number_prefixes(self) -> None:
         """Invoice and credit-note numbers must never be equal (R16, R21); each prefix is short
@@ -158,3 +193,37 @@ def _whole_number(name: str, raw: str | None, default: int, *, low: int, high: i
     if not low <= value <= high:
         raise SettingsError(f"{name} {value} is outside {low}..{high}")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class QueueHost:
+    """The queue trigger's settings (``extensions.queues`` of host.json), read from that one
+    place by the ``worker`` command so that it retries and gives up like the Functions host."""
+
+    batch_size: int
+    new_batch_threshold: int
+    max_dequeue_count: int
+    visibility_seconds: float  # how long a failed message stays hidden before its retry
+
+
+def queue_host(path: Path = HOST_JSON) -> QueueHost:
+    """host.json's queue settings; a missing or unreadable value is a ``SettingsError``."""
+    try:
+        queues = json.loads(path.read_text(encoding="utf-8"))["extensions"]["queues"]
+        return QueueHost(
+            batch_size=int(queues["batchSize"]),
+            new_batch_threshold=int(queues["newBatchThreshold"]),
+            max_dequeue_count=int(queues["maxDequeueCount"]),
+            visibility_seconds=_timespan(str(queues["visibilityTimeout"])),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            f"{path.name}: extensions.queues needs batchSize, newBatchThreshold, "
+            f"maxDequeueCount and visibilityTimeout ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _timespan(text: str) -> float:
+    """Seconds of a host.json TimeSpan ``hh:mm:ss`` (``00:00:30``)."""
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

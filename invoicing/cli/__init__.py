@@ -138,6 +138,19 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     return storage.audit_command(settings)
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from invoicing.cli import worker
+
+    if args.max_messages is not None and args.max_messages < 1:
+        raise UsageError("--max-messages must be at least 1")
+    visibility = args.visibility_seconds
+    if args.idle_seconds < 0 or (visibility is not None and visibility < 1):
+        raise UsageError("--idle-seconds must be >= 0 and --visibility-seconds >= 1")
+    return worker.worker_command(
+        settings, args.max_messages, args.idle_seconds, args.visibility_seconds
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m invoicing", description=__doc__.splitlines()[0]
@@ -214,6 +227,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="check the store's invariants (S7)")
     p.set_defaults(handler=cmd_audit)
+
+    p = sub.add_parser("worker", help="drain the work queue of a queued run (S9, like H11)")
+    p.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="stop once the queue stayed empty for S seconds (default 10)",
+    )
+    p.add_argument(
+        "--visibility-seconds",
+        type=int,
+        metavar="V",
+        help="hold and retry delay of a message (default host.json's visibilityTimeout)",
+    )
+    p.set_defaults(handler=cmd_worker)
     return parser
 
 

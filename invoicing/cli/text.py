@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from invoicing.services import DecisionResult, ImportResult, RunSummary
+from invoicing.services import DecisionResult, DispatchSummary, ImportResult, RunSummary
 
 
 def import_text(result: ImportResult) -> str:
@@ -20,6 +20,8 @@ def import_text(result: ImportResult) -> str:
 
 
 def run_text(summary: RunSummary) -> str:
+    if isinstance(summary, DispatchSummary):
+        return dispatch_text(summary)
     rows: list[str] = []
     if summary.dates:
         first, last = summary.dates[0].run_date, summary.dates[-1].run_date
@@ -58,6 +60,40 @@ def run_text(summary: RunSummary) -> str:
                 + (f"  held {d.held}" if d.held else "")
                 + (f"  skipped {d.skipped} line(s)" if d.skipped else "")
             )
+    return "\n".join(rows)
+
+
+def dispatch_text(summary: DispatchSummary) -> str:
+    """A run in queue mode (S9): what it enqueued; the workers invoice and complete the ledger."""
+    rows: list[str] = []
+    if summary.dispatched:
+        rows.append(
+            f"queued {summary.queued} contract(s) over {len(summary.dispatched)} date(s) "
+            f"({dates_text(summary.dispatched)}) on queue {summary.queue} as batch "
+            f"{summary.batch}, in {summary.seconds:.1f} s; the invoice_contracts function or "
+            "`python -m invoicing worker` invoices them and completes the ledger"
+        )
+    if summary.taken_over:
+        rows.append(f"took over the unfinished work of batch(es) {', '.join(summary.taken_over)}")
+    if summary.completed_at_once:
+        rows.append(
+            f"nothing due, completed at once: {dates_text(summary.completed_at_once)}"
+        )
+    if not summary.dispatched and not summary.completed_at_once:
+        rows.append("nothing to run")
+    if summary.already_done:
+        rows.append(f"already completed, not rerun: {dates_text(summary.already_done)}")
+    if summary.missed:
+        rows.append(
+            f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
+            f"completed): {dates_text(summary.missed)}; run them with run --from A --to B"
+        )
+    if summary.blocked:
+        rows.append(
+            "not queued, their import never finished (import the workbook again): "
+            + ", ".join(summary.blocked[:20])
+            + "; the dates stay incomplete"
+        )
     return "\n".join(rows)
 
 

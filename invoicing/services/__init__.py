@@ -8,6 +8,8 @@ module                 use case
 ``common``             open the store, hold the run lease, fan out over threads
 ``imports``            validate and import a workbook (S5, S5a)
 ``runs``               the daily run: dates (R19), plan and commit (R17, R18), ledger (S6)
+``dispatch``           the run fanned out on a queue (S9): dispatch, the worker, the ledger
+``worker``             draining the queue outside the Functions host (``worker``)
 ``invoices``           read one invoice or a range of them (H7, H8, export)
 ``lifecycle``          confirm and cancel, gap-free number series (R15, R16)
 ``corrections``        adjust a draft (R22), credit a confirmed invoice (R21)
@@ -24,6 +26,9 @@ API::
     import_workbook(store, data, settings)  -> ImportResult
                                      (InputRejected, UploadRejected, LeaseHeld, LeaseLost)
     run_daily(store, settings, today=None, span=None) -> RunSummary   (BadRequest, LeaseHeld ...)
+                       (INVOICE_DISPATCH=queue: a DispatchSummary; the workers invoice)
+    process_message(store, settings, body, dequeue_count) -> WorkDone   (WorkFailed)
+    drain(store, open_queue(settings), settings, ...) -> DrainResult
     confirm(store, settings, invoice_id)    -> Invoice          (NotFound, WrongState)
     cancel(store, settings, invoice_id)     -> Invoice          (NotFound, WrongState)
     adjust(store, settings, invoice_id, remove, write_off, note) -> Invoice  (BadRequest ...)
@@ -43,6 +48,14 @@ from invoicing.services.audit import audit
 from invoicing.services.common import DEFAULT_WORKERS, Progress, open_store
 from invoicing.services.corrections import adjust, credit
 from invoicing.services.decisions import DecisionResult, decide, decide_upload
+from invoicing.services.dispatch import (
+    DispatchSummary,
+    WorkDone,
+    WorkFailed,
+    open_queue,
+    process_message,
+    run_daily,
+)
 from invoicing.services.documents import RenderedDocument, invoice_document, range_documents
 from invoicing.services.health import health, health_report
 from invoicing.services.imports import (
@@ -53,7 +66,8 @@ from invoicing.services.imports import (
 )
 from invoicing.services.invoices import get_invoice, list_invoices
 from invoicing.services.lifecycle import cancel, confirm, format_number, settle_pending_number
-from invoicing.services.runs import DateSummary, RunSummary, ledger_entries, run_daily, today_in
+from invoicing.services.runs import DateSummary, RunSummary, ledger_entries, today_in
+from invoicing.services.worker import DrainResult, drain
 from invoicing.storage.errors import (
     AlreadyCredited,
     LeaseHeld,
@@ -68,6 +82,8 @@ __all__ = [
     "AlreadyCredited",
     "DateSummary",
     "DecisionResult",
+    "DispatchSummary",
+    "DrainResult",
     "ImportResult",
     "LeaseHeld",
     "LeaseLost",
@@ -76,6 +92,8 @@ __all__ = [
     "RenderedDocument",
     "RunSummary",
     "StorageNotConfigured",
+    "WorkDone",
+    "WorkFailed",
     "WrongState",
     "adjust",
     "audit",
@@ -84,6 +102,7 @@ __all__ = [
     "credit",
     "decide",
     "decide_upload",
+    "drain",
     "format_number",
     "get_invoice",
     "health",
@@ -94,7 +113,9 @@ __all__ = [
     "invoice_document",
     "ledger_entries",
     "list_invoices",
+    "open_queue",
     "open_store",
+    "process_message",
     "range_documents",
     "run_daily",
     "settle_pending_number",

@@ -3,19 +3,23 @@ H table from the real registered handlers against real Azurite."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 import socket
 import threading
+import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import azure.functions as func
 import pytest
+from azure.functions.queue import QueueMessage
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueClient
 
 from invoicing.settings import Settings
 from invoicing.storage.lease import lock_blob
@@ -38,6 +42,7 @@ EXPECTED = [
     ("get_invoice", "httpTrigger", "invoices/{id}", ["GET"], "FUNCTION"),
     ("confirm_invoice", "httpTrigger", "invoices/{id}/confirm", ["POST"], "FUNCTION"),
     ("cancel_invoice", "httpTrigger", "invoices/{id}/cancel", ["POST"], "FUNCTION"),
+    ("invoice_contracts", "queueTrigger", None, None, None),
     ("decisions", "httpTrigger", "decisions", ["POST"], "FUNCTION"),
     ("adjust_invoice", "httpTrigger", "invoices/{id}/adjust", ["POST"], "FUNCTION"),
     ("credit_invoice", "httpTrigger", "invoices/{id}/credit", ["POST"], "FUNCTION"),
@@ -104,6 +109,11 @@ def test_functions_names_triggers_routes_methods_and_auth_levels(indexed):
         if trigger == "timerTrigger":
             assert binding["schedule"] == "%INVOICE_RUN_SCHEDULE%"
             assert binding["useMonitor"] is True and binding["runOnStartup"] is False
+            continue
+        if trigger == "queueTrigger":  # H11: the queue named by a setting, the tables' connection
+            assert binding["queueName"] == "%INVOICE_QUEUE%"
+            assert binding["connection"] == "INVOICING_STORAGE"
+            assert binding["direction"].lower() == "in" and binding["name"] == "msg"
             continue
         assert binding["route"] == route
         assert [m.upper() for m in binding["methods"]] == methods
@@ -429,6 +439,40 @@ def test_two_timer_invocations_at_once_one_runs_the_other_logs_the_held_lease(
 
 
 # ---- H7-H10 --------------------------------------------------------------------------------
+
+
+def test_in_queue_mode_a_run_enqueues_and_the_queue_function_invoices_what_the_sender_wrote(
+    indexed, env, monkeypatch
+):
+    """H6 then H11 (S9): the run answers what it enqueued; the real handler, given each message as
+    the host gives it (the base64 text the SDK stored, decoded), invoices and completes the
+    ledger; a message that is not work raises, so the host retries it and then poisons it."""
+    from invoicing import services
+
+    queue_name = "q" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("INVOICE_DISPATCH", "queue")
+    monkeypatch.setenv("INVOICE_QUEUE", queue_name)
+    call(indexed, "imports", "POST", body=SAMPLE)
+    response = call(indexed, "runs", "POST", params={"date": "2020-10-05"})
+    assert response.status_code == 200
+    summary = json.loads(response.get_body())
+    assert summary["dispatch"] == "queue" and summary["queue"] == queue_name
+    assert summary["contracts_queued"] >= 1
+    assert _invoice_list(indexed) == []
+    raw = QueueClient.from_connection_string(env.storage_connection or "", queue_name)
+    messages = list(raw.receive_messages(max_messages=32, visibility_timeout=60))
+    assert len(messages) == summary["contracts_queued"]
+    handler = indexed["invoice_contracts"][0].get_user_function()
+    for message in messages:
+        body = base64.b64decode(message.content)  # what the host hands the function
+        assert json.loads(body)["dates"] == ["2020-10-05"]
+        handler(QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count))
+    assert len(_invoice_list(indexed)) == 1
+    ledger = services.ledger_entries(services.open_store(env))
+    states = [(e["date"], e["state"], e["invoices"]) for e in ledger]
+    assert states == [("2020-10-05", "completed", 1)]
+    with pytest.raises(ValueError, match="not a work message"):
+        handler(QueueMessage(id="x", body=b"not json", dequeue_count=1))
 
 
 def _invoice_list(indexed) -> list[dict]:

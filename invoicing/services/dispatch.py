@@ -1,0 +1,372 @@
+"""Fan-out of the daily run across instances (S9): dispatch under the lease, one queue message per
+contract, a worker per message (H11, ``worker``), and the ledger completed by the last worker.
+
+``INVOICE_DISPATCH=inline`` (the default): ``run_daily`` is ``runs.run_daily``, one process.
+``queue``: ``run_daily`` takes the lease, chooses the dates exactly like an inline run (R19), and
+``dispatch_dates`` records a *batch* (``storage.work``): the contracts the dates concern
+(``runs.select_contracts``: S5a, S8) each get a queued row and one message naming the contract
+and every date of the batch (in order, as an inline run plans them). A worker
+(``process_message``) invoices its contract with the same crash-safe per-(contract, date) commit
+protocol (``runs.invoice_contracts``), records the markers' counts, deletes its queued row and,
+when none is left, writes the ledger entries of the batch's dates: completed, or incomplete naming
+every contract that was poisoned or blocked.
+
+Why it is exactly-once in effect (R17): a contract's dates are always planned together and in
+order, from its committed invoices; a (contract, date) with a marker is skipped; invoice ids are
+deterministic, so a message delivered twice, a worker killed anywhere, or two workers on the same
+contract write the same rows. A contract that fails raises, so its message comes back after the
+host's ``visibilityTimeout``; on its last delivery (``maxDequeueCount``) it is recorded as
+poisoned first, so the ledger, ``health`` and ``audit`` name it. The next run takes an unfinished
+batch over: its dates join the new batch, whose contracts are the old batch's unfinished ones (not
+every contract again) plus those due on the new dates.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from invoicing import catchup
+from invoicing.errors import BadRequest
+from invoicing.services import runs
+from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_text
+from invoicing.settings import QUEUE, Settings, queue_host
+from invoicing.storage import rows, work
+from invoicing.storage.errors import StorageNotConfigured
+from invoicing.storage.queue import Work, WorkQueue, read_body
+from invoicing.storage.store import Store, upsert_op
+
+log = logging.getLogger("invoicing.services")
+MAX_DATES = 1000  # a message names every date of its batch: 64 KiB of base64 holds ~3,000
+
+
+class WorkFailed(RuntimeError):
+    """A message's contract was not invoiced this time; raised so that it is delivered again
+    (or, after ``maxDequeueCount`` deliveries, lands on the poison queue)."""
+
+
+@dataclass
+class DispatchSummary(runs.RunSummary):
+    """What a run in queue mode did: the dates it chose (R19) and the work it enqueued; the
+    invoices are counted in the ledger as the workers commit."""
+
+    batch: str | None = None
+    queue: str = ""
+    queued: int = 0  # contracts enqueued
+    taken_over: list[str] = field(default_factory=list)  # unfinished batches it took over
+    completed_at_once: list[date] = field(default_factory=list)  # dates nothing was due on
+    dispatched: list[date] = field(default_factory=list)  # dates left to the workers
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "dispatch": QUEUE,
+            "queue": self.queue,
+            "batch": self.batch,
+            "contracts_queued": self.queued,
+            "dates_dispatched": [d.isoformat() for d in self.dispatched],
+            "dates_completed_at_once": [d.isoformat() for d in self.completed_at_once],
+            "batches_taken_over": self.taken_over,
+        }
+
+
+@dataclass(frozen=True)
+class WorkDone:
+    """What one message did."""
+
+    contract: str
+    dates: tuple[date, ...]
+    invoices: int
+    ledger_written: bool  # this worker found the batch done and wrote its ledger entries
+
+
+def open_queue(settings: Settings) -> WorkQueue:
+    """The work queue of the settings (INVOICE_QUEUE, same connection as the tables), created
+    with its poison queue if missing."""
+    if not settings.storage_connection:
+        raise StorageNotConfigured()
+    queue = WorkQueue(settings.storage_connection, settings.queue_name)
+    queue.ensure()
+    return queue
+
+
+def run_daily(
+    store: Store,
+    settings: Settings,
+    today: date | None = None,
+    span: tuple[date, date] | None = None,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    queue: WorkQueue | None = None,
+) -> runs.RunSummary:
+    """The daily run (R17-R19) in the mode INVOICE_DISPATCH says: ``runs.run_daily`` inline;
+    in queue mode the same date choice under the same lease, then ``dispatch_dates``."""
+    if settings.dispatch != QUEUE:
+        return runs.run_daily(
+            store, settings, today, span, workers=workers, progress=progress, now=now
+        )
+    started_at = time.monotonic()
+    real_today = runs.today_in(settings, now)
+    last = span[1] if span is not None else (today or real_today)
+    if last > real_today:
+        raise BadRequest(
+            f"run date {last} is after today ({real_today} in {settings.timezone}): a run "
+            "invoices what has happened, so a future date is refused (R19)"
+        )
+    queue = queue or open_queue(settings)
+    with leased(store, settings, "run"):
+        ledger = store.ledger()
+        choice = runs.choose_dates(store, ledger, settings, today or real_today, span)
+        _record_missed(store, ledger, choice.missed)
+        summary = DispatchSummary(
+            already_done=list(choice.already_done),
+            missed=list(choice.missed),
+            queue=settings.queue_name,
+        )
+        if choice.run:
+            store.note_ran_index(fresh=not ledger, today=real_today)
+            dispatch_dates(store, queue, settings, list(choice.run), summary)
+    summary.seconds = time.monotonic() - started_at
+    return summary
+
+
+def dispatch_dates(
+    store: Store,
+    queue: WorkQueue,
+    settings: Settings,
+    dates: list[date],
+    summary: DispatchSummary | None = None,
+) -> DispatchSummary:
+    """Enqueue the work of ``dates`` (called under the run lease). The caller chose the dates;
+    unfinished batches their ledger entries name are taken over (their dates join this batch,
+    their unfinished contracts are enqueued again: duplicates are harmless)."""
+    summary = summary or DispatchSummary(queue=settings.queue_name)
+    ledger = store.ledger()
+    taken: dict[str, work.Header] = {}
+    for batch in sorted({b for d in dates if (b := work.ledger_batch(ledger.get(d)))}):
+        head = work.header(store, batch)
+        if head is not None and head.sealed:  # an unsealed batch never sent a message
+            taken[batch] = head
+    covered = {d for head in taken.values() for d in head.dates}
+    day_set = set(dates) | {
+        d
+        for d in covered
+        if rows.ledger_state(ledger.get(d) or {}) != catchup.COMPLETED
+    }
+    fresh = sorted(set(dates) - covered)
+    if len(day_set) > MAX_DATES:
+        raise BadRequest(
+            f"{len(day_set)} run dates: a queued run covers at most {MAX_DATES}; run the range "
+            "in parts"
+        )
+    selection = runs.select_contracts(store, fresh)
+    summary.contracts = len(selection.everyone)
+    remaining: set[str] = set()
+    for batch in taken:
+        remaining.update(work.queued(store, batch))
+        remaining.update(p["ContractId"] for p in work.problems(store, batch))
+    wanted = (set(selection.due) | remaining) - selection.blocked
+    order = {c: n for n, c in enumerate(selection.everyone)}
+    contracts = sorted(wanted, key=lambda c: (order.get(c, len(order)), c))
+    at_once = [] if selection.blocked else _nothing_due(store, fresh, selection)
+    batch_dates = sorted(day_set - set(at_once))
+    started = now_text()
+    batch = work.new_batch(datetime.now())
+    supersedes = set(taken) | {s for h in taken.values() for s in h.supersedes}
+    if batch_dates:
+        head = work.header_entity(
+            batch,
+            batch_dates,
+            contracts=len(selection.everyone),
+            started=started,
+            supersedes=supersedes,
+        )
+        work.write_header(store, head)
+        blocked = [
+            work.problem_entity(
+                batch, c, work.BLOCKED, "its import never finished (S5a)", batch_dates
+            )
+            for c in sorted(selection.blocked)
+        ]
+        work.write_rows(store, [*(work.queued_entity(batch, c) for c in contracts), *blocked])
+        work.write_header(store, {**head, "Sealed": True})
+    entries = [work.with_batch(rows.ledger_started(d, started), batch) for d in batch_dates]
+    entries += [
+        _finished(d, started, len(selection.everyone), runs.DateSummary(d)) for d in at_once
+    ]
+    store.submit(store.globals, [upsert_op(e) for e in entries], "ledger-started")
+    if batch_dates:
+        days = tuple(batch_dates)
+        queue.send([Work(c, days, batch) for c in contracts], workers=4)
+        finish(store, batch)  # nothing to wait for: a batch of no contract is done at once
+    summary.batch = batch if batch_dates else None
+    summary.queued = len(contracts)
+    summary.taken_over = sorted(taken)
+    summary.completed_at_once = at_once
+    summary.dispatched = batch_dates
+    summary.blocked = sorted(selection.blocked)
+    summary.dates = [runs.DateSummary(d) for d in at_once]
+    log.info(
+        "dispatched %d contract(s) over %d date(s) as batch %s on queue %s",
+        len(contracts),
+        len(batch_dates),
+        batch,
+        queue.name,
+    )
+    return summary
+
+
+def _nothing_due(store: Store, fresh: list[date], selection: runs.Selection) -> list[date]:
+    """The fresh dates no contract has anything due on (nor any contract the due-date index
+    does not hold yet): they complete at once."""
+    everyone = set(selection.everyone)
+    per_day = {d: store.due_contracts([d]) & everyone for d in fresh}
+    indexed = set().union(*per_day.values()) if per_day else set()
+    if set(selection.due) - indexed:  # contracts the index does not hold: due every date
+        return []
+    return [d for d, due in per_day.items() if not due]
+
+
+def _finished(
+    day: date,
+    started: str,
+    contracts: int,
+    summary: runs.DateSummary,
+    *,
+    blocked: Iterable[str] = (),
+    failed: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    blocked = sorted(blocked)
+    state = catchup.INCOMPLETE if blocked or failed else catchup.COMPLETED
+    return rows.ledger_finished(
+        day,
+        state=state,
+        started=started,
+        finished=now_text(),
+        contracts=contracts,
+        counts=summary.counts(),
+        amounts=summary.amounts,
+        blocked=blocked,
+        failed=failed,
+    )
+
+
+def finish(store: Store, batch: str) -> bool:
+    """Write the ledger entries of ``batch``'s dates if it waits for no contract any more:
+    completed with the counts of every commit marker (its done rows and those of the batches it
+    took over), or incomplete naming the poisoned and blocked contracts. Safe to run twice or
+    concurrently: the same rows give the same figures. True when written."""
+    head = work.header(store, batch)
+    if head is None or not head.sealed:
+        return False
+    problems = work.problems(store, batch)  # read before the queued rows: see storage.work
+    if work.any_queued(store, batch):
+        return False
+    markers: dict[tuple[str, date], Mapping[str, Any]] = {}
+    for source in [*sorted(head.supersedes), batch]:
+        for row in work.done(store, source):
+            for day, marker in work.done_markers(row).items():
+                markers[(row["ContractId"], day)] = marker
+    ledger = store.ledger()
+    mine = [d for d in head.dates if work.ledger_batch(ledger.get(d)) == batch]
+    if not mine:  # taken over by a later batch, which writes them
+        return False
+    by_date = {d: runs.DateSummary(d) for d in mine}
+    for (_, day), marker in markers.items():
+        if day in by_date:
+            by_date[day].add(marker)
+    blocked = [p["ContractId"] for p in problems if p.get("Kind") == work.BLOCKED]
+    failed = {
+        p["ContractId"]: p.get("Reason") or "" for p in problems if p.get("Kind") == work.POISONED
+    }
+    entries = [
+        work.with_batch(
+            _finished(
+                d,
+                (ledger.get(d) or {}).get("Started") or head.started,
+                head.contracts,
+                by_date[d],
+                blocked=blocked,
+                failed=failed,
+            ),
+            batch,
+        )
+        for d in mine
+    ]
+    store.submit(store.globals, [upsert_op(e) for e in entries], "ledger-completed")
+    log.info("batch %s done: %d date(s) written to the ledger", batch, len(entries))
+    return True
+
+
+def process_message(
+    store: Store,
+    settings: Settings,
+    body: str | bytes,
+    dequeue_count: int,
+    *,
+    max_dequeue_count: int | None = None,
+) -> WorkDone:
+    """The worker (H11, ``worker``): invoice one message's contract over its dates, then record it
+    in its batch. Raises ``WorkFailed`` when the contract failed or is blocked, so that the
+    message is delivered again; on its last allowed delivery (``dequeue_count`` >=
+    maxDequeueCount of host.json) the contract is first recorded as poisoned (or blocked) with
+    the reason, so that its dates stay incomplete and named until someone fixes it."""
+    limit = max_dequeue_count or queue_host().max_dequeue_count
+    job = read_body(body)
+    dates = list(job.dates)
+    reason = ""
+    blocked = False
+    outcome: runs.ContractsOutcome | None = None
+    try:
+        importing = work.importing(store, job.contract)
+        if importing:
+            blocked, reason = True, f"its import started at {importing} has not finished (S5a)"
+        else:
+            outcome = runs.invoice_contracts(store, [job.contract], dates, workers=1)
+    except Exception as exc:  # a storage error, anything: retried like a failed contract
+        log.exception("contract %s: the work message failed", job.contract)
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+    if outcome is not None and job.contract in outcome.markers:
+        markers = outcome.markers[job.contract]
+        written = False
+        if job.batch:
+            work.record_done(store, job.batch, job.contract, markers)
+            written = finish(store, job.batch)
+        invoices = sum(int(m.get("Invoices") or 0) for m in markers.values())
+        return WorkDone(job.contract, job.dates, invoices, written)
+    if outcome is not None:
+        blocked = job.contract in outcome.blocked
+        reason = outcome.failed.get(job.contract) or (
+            "it has no configuration: its import never finished (S5a)"
+            if blocked
+            else "not invoiced"
+        )
+    last = dequeue_count >= limit
+    if last and job.batch:
+        kind = work.BLOCKED if blocked else work.POISONED
+        work.record_problem(store, job.batch, job.contract, kind, reason, dates)
+        finish(store, job.batch)
+    then = (
+        "given up: its dates stay incomplete and named until it is fixed and run again"
+        if last
+        else f"delivery {dequeue_count} of {limit}: it will be retried"
+    )
+    raise WorkFailed(f"contract {job.contract} was not invoiced ({reason}); {then}")
+
+
+def _record_missed(
+    store: Store, ledger: Mapping[date, Mapping[str, Any]], missed: Iterable[date]
+) -> None:
+    """R19: a Missed date gets a ledger entry saying so (as ``runs.run_daily`` records it)."""
+    ops = [
+        upsert_op(rows.ledger_missed(d, ledger.get(d)))
+        for d in missed
+        if d not in ledger or rows.ledger_state(ledger[d]) != catchup.MISSED
+    ]
+    store.submit(store.globals, ops, "ledger-missed")

@@ -1,0 +1,262 @@
+"""The bookkeeping of a dispatched run (S9): which contracts a batch of run dates still waits
+for, which have committed (with their commit markers' counts), and which cannot be invoiced.
+
+A *batch* is one dispatch: the run dates it covers and one queue message per contract (the
+contract over all the batch's dates, in order, like an inline run plans it). In ``<prefix>globals``:
+
+* ``work:<batch>`` / ``batch``: the header: its dates, the registered contracts (the ledger's
+  count), the batches it takes over (``Supersedes``) and ``Sealed`` once every work row below is
+  written (messages are sent only after that: an unsealed batch never had any);
+* ``work:<batch>:q<h>`` / ``encode_key(ContractId)``: a contract still to commit (16 partitions
+  by the id's hash, so that no partition takes every worker's writes);
+* ``work:<batch>:d<h>`` / ``encode_key(ContractId)``: a contract that committed, with the counts
+  of its commit markers per date (the ledger sums them when the batch is done);
+* ``work:<batch>`` / ``p:<encoded ContractId>``: a contract the batch cannot invoice: ``poisoned``
+  (its message failed ``maxDequeueCount`` times, with the reason) or ``blocked`` (its import
+  never finished, S5a). Its dates stay incomplete and the ledger names it.
+
+A worker writes its contract's done row, then deletes its queued row (a crash in between leaves
+both: the redelivered message writes the same done row again), then checks whether any queued row
+is left; the first to find none writes the ledger entries. The ledger entries of the batch's
+dates name the batch (``Batch``), so that the next run takes the unfinished work over instead of
+loading every contract again, and a late worker of a superseded batch never writes the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from typing import Any
+
+from invoicing.storage import rows
+from invoicing.storage.keys import encode_key
+from invoicing.storage.ops import upsert_op
+from invoicing.storage.store import Store
+
+PREFIX = "work:"
+HEADER_RK = "batch"
+PROBLEM = "p:"
+POISONED, BLOCKED = "poisoned", "blocked"
+BUCKETS = "0123456789abcdef"
+PART_CHARS = 30_000  # a property holds ~32K characters: longer texts go over several
+COUNT_KEYS = ("Invoices", "Held", "Skipped", "InvoicedLines")
+
+
+def new_batch(now: datetime) -> str:
+    """A batch id: sortable by when it was made, unique."""
+    return f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def _bucket(contract_id: str) -> str:
+    return hashlib.sha256(contract_id.encode("utf-8", "surrogatepass")).hexdigest()[0]
+
+
+def _pk(batch: str, kind: str = "", contract_id: str | None = None) -> str:
+    if contract_id is None:
+        return f"{PREFIX}{batch}"
+    return f"{PREFIX}{batch}:{kind}{_bucket(contract_id)}"
+
+
+def _days(text: str | None) -> list[date]:
+    return [date.fromisoformat(d) for d in json.loads(text or "[]")]
+
+
+def _split(name: str, text: str) -> dict[str, str]:
+    """``text`` over properties ``name0``, ``name1``, ... of at most PART_CHARS characters."""
+    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)] or [""]
+    return {f"{name}{n}": part for n, part in enumerate(parts)}
+
+
+def _join(name: str, row: Mapping[str, Any]) -> str:
+    out, n = [], 0
+    while f"{name}{n}" in row:
+        out.append(str(row[f"{name}{n}"]))
+        n += 1
+    return "".join(out)
+
+
+# ---- rows --------------------------------------------------------------------------------------
+
+
+def header_entity(
+    batch: str,
+    dates: Iterable[date],
+    *,
+    contracts: int,
+    started: str,
+    supersedes: Iterable[str] = (),
+    sealed: bool = False,
+) -> dict[str, Any]:
+    return {
+        "PartitionKey": _pk(batch),
+        "RowKey": HEADER_RK,
+        "Dates": json.dumps([d.isoformat() for d in dates]),
+        "Contracts": contracts,
+        "Started": started,
+        "Supersedes": json.dumps(sorted(set(supersedes))),
+        "Sealed": sealed,
+    }
+
+
+def queued_entity(batch: str, contract_id: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": _pk(batch, "q", contract_id),
+        "RowKey": encode_key(contract_id),
+        "ContractId": contract_id,
+    }
+
+
+def problem_entity(
+    batch: str, contract_id: str, kind: str, reason: str, dates: Iterable[date]
+) -> dict[str, Any]:
+    return {
+        "PartitionKey": _pk(batch),
+        "RowKey": PROBLEM + encode_key(contract_id),
+        "ContractId": contract_id,
+        "Kind": kind,
+        "Reason": reason[:1000],
+        "Dates": json.dumps([d.isoformat() for d in dates]),
+    }
+
+
+def done_entity(
+    batch: str, contract_id: str, markers: Mapping[date, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A contract of the batch committed: the counts of its commit marker per date."""
+    counts = {
+        d.isoformat(): [*(int(m.get(k) or 0) for k in COUNT_KEYS), m.get("Amounts") or "{}"]
+        for d, m in sorted(markers.items())
+    }
+    return {
+        "PartitionKey": _pk(batch, "d", contract_id),
+        "RowKey": encode_key(contract_id),
+        "ContractId": contract_id,
+        **_split("Markers", json.dumps(counts, separators=(",", ":"))),
+    }
+
+
+def done_markers(row: Mapping[str, Any]) -> dict[date, dict[str, Any]]:
+    """A done row's counts per date, in the shape of a commit marker (``rows.marker_counts``)."""
+    out: dict[date, dict[str, Any]] = {}
+    for day, values in json.loads(_join("Markers", row) or "{}").items():
+        marker: dict[str, Any] = dict(zip(COUNT_KEYS, values[:4], strict=True))
+        marker["Amounts"] = values[4]
+        out[date.fromisoformat(day)] = marker
+    return out
+
+
+def ledger_batch(entry: Mapping[str, Any] | None) -> str | None:
+    """The batch a ledger entry's date was dispatched in, if any."""
+    return None if entry is None else entry.get("Batch") or None
+
+
+def with_batch(entry: Mapping[str, Any], batch: str) -> dict[str, Any]:
+    """A ledger entry (``rows.ledger_started`` / ``ledger_finished``) naming its batch."""
+    return {**entry, "Batch": batch}
+
+
+# ---- reads and writes --------------------------------------------------------------------------
+
+
+class Header:
+    """A batch's header row, read."""
+
+    def __init__(self, row: Mapping[str, Any]):
+        self.dates = _days(row.get("Dates"))
+        self.contracts = int(row.get("Contracts") or 0)
+        self.started = str(row.get("Started") or "")
+        self.supersedes: list[str] = list(json.loads(row.get("Supersedes") or "[]"))
+        self.sealed = bool(row.get("Sealed"))
+
+
+def header(store: Store, batch: str) -> Header | None:
+    row = store.get(store.globals, _pk(batch), HEADER_RK)
+    return None if row is None else Header(row)
+
+
+def write_header(store: Store, entity: Mapping[str, Any]) -> None:
+    store.upsert(store.globals, entity, "work-header")
+
+
+def write_rows(store: Store, entities: Iterable[Mapping[str, Any]]) -> None:
+    store.submit(store.globals, [upsert_op(e) for e in entities], "work-rows", workers=4)
+
+
+def queued(store: Store, batch: str) -> list[str]:
+    """The ContractIds the batch still waits for."""
+    return [
+        r["ContractId"]
+        for r in store.query(
+            store.globals,
+            "PartitionKey ge @lo and PartitionKey le @hi",
+            {"lo": _pk(batch) + ":q0", "hi": _pk(batch) + ":qf"},
+            select=["ContractId"],
+        )
+    ]
+
+
+def any_queued(store: Store, batch: str) -> bool:
+    """Whether the batch still waits for some contract: the first row found, not all of them."""
+    pages = store.globals.query_entities(
+        "PartitionKey ge @lo and PartitionKey le @hi",
+        parameters={"lo": _pk(batch) + ":q0", "hi": _pk(batch) + ":qf"},
+        select=["RowKey"],
+        results_per_page=1,
+    ).by_page()
+    # a page can be empty and still carry a continuation: the first row, not the first page
+    return any(next(iter(page), None) is not None for page in pages)
+
+
+def problems(store: Store, batch: str) -> list[dict[str, Any]]:
+    return store.query(
+        store.globals,
+        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+        {"pk": _pk(batch), "lo": PROBLEM, "hi": PROBLEM[:-1] + chr(ord(PROBLEM[-1]) + 1)},
+    )
+
+
+def done(store: Store, batch: str) -> list[dict[str, Any]]:
+    return store.query(
+        store.globals,
+        "PartitionKey ge @lo and PartitionKey le @hi",
+        {"lo": _pk(batch) + ":d0", "hi": _pk(batch) + ":df"},
+    )
+
+
+def record_done(
+    store: Store, batch: str, contract_id: str, markers: Mapping[date, Mapping[str, Any]]
+) -> None:
+    """The contract committed: its done row first, then its queued row (and any problem row a
+    previous delivery left) deleted."""
+    store.upsert(store.globals, done_entity(batch, contract_id, markers), "work-done")
+    clear(store, batch, contract_id, problem=True)
+
+
+def record_problem(
+    store: Store, batch: str, contract_id: str, kind: str, reason: str, dates: Iterable[date]
+) -> None:
+    """The contract cannot be invoiced by this batch: its problem row, then its queued row
+    deleted (so the batch can finish, incomplete, naming it)."""
+    store.upsert(
+        store.globals, problem_entity(batch, contract_id, kind, reason, dates), "work-problem"
+    )
+    clear(store, batch, contract_id)
+
+
+def clear(store: Store, batch: str, contract_id: str, *, problem: bool = False) -> None:
+    row = queued_entity(batch, contract_id)
+    store.delete_if_present(store.globals, row["PartitionKey"], row["RowKey"], "work-clear")
+    if problem:
+        store.delete_if_present(
+            store.globals, _pk(batch), PROBLEM + encode_key(contract_id), "work-clear"
+        )
+
+
+def importing(store: Store, contract_id: str) -> str | None:
+    """When the contract's unfinished import started (S5a), or None: one point read of its
+    registry row."""
+    row = store.get(store.globals, rows.REGISTRY, encode_key(contract_id))
+    return None if row is None else (row.get("Importing") or None)
