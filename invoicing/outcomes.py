@@ -35,6 +35,7 @@ from invoicing.storage.errors import (
     LeaseHeld,
     LeaseLost,
     NotFound,
+    StateChanged,
     StorageError,
     StorageNotConfigured,
     WrongState,
@@ -187,6 +188,7 @@ def table() -> tuple[Outcome, ...]:
         # a second credit of a share (R21) is the caller's mistake: exit 2, like invalid input
         Outcome(AlreadyCredited, EXIT_INVALID, 409),
         Outcome(WrongState, EXIT_ERROR, 409),
+        Outcome(StateChanged, EXIT_ERROR, 409, title="The contract changed meanwhile"),
         Outcome(StorageError, EXIT_ERROR, UNEXPECTED_STATUS),
         # the Azure SDK
         not_sent,

@@ -37,7 +37,7 @@ from invoicing.services.invoices import get_invoice, locate
 from invoicing.services.lifecycle import CREDIT_NOTES, take_number
 from invoicing.services.runs import today_in
 from invoicing.settings import Settings
-from invoicing.storage import codec, rows
+from invoicing.storage import codec, rows, snapshot
 from invoicing.storage.errors import AlreadyCredited, NotFound, WrongState
 from invoicing.storage.keys import encode_key
 from invoicing.storage.store import MAX_BATCH_OPS, Store, replace_if_op, upsert_op
@@ -91,6 +91,8 @@ def adjust(
         details = [e for e in codec.detail_entities(pk, adjusted) if e["RowKey"] in changed]
         ops = [replace_if_op(new_header, header["_etag"])]
         ops += [upsert_op(e) for e in (*lines, *details)]
+        # what the contract has invoiced changes with the draft: its state is stale (snapshot)
+        ops.append(upsert_op(snapshot.stale_entity(pk, f"{invoice_id} adjusted")))
         if len(ops) > MAX_BATCH_OPS:
             raise BadRequest(
                 f"{len(details)} details and {len(lines)} lines to change do not fit one atomic "

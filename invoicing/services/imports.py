@@ -8,14 +8,25 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from azure.data.tables import TableTransactionError
+
 from invoicing.errors import InputRejected, Problem
 from invoicing.model import Contract, Party, Portfolio, SourceType
 from invoicing.services.common import DEFAULT_WORKERS, leased, now_text, open_store, parallel
 from invoicing.settings import Settings
-from invoicing.shares import item_entries, share_records, state_from_invoices
-from invoicing.storage import codec, due, rows
+from invoicing.shares import ContractState, item_entries, share_records, state_from_invoices
+from invoicing.storage import codec, due, rows, snapshot
+from invoicing.storage.errors import StateChanged
 from invoicing.storage.keys import describe_key, encode_key
-from invoicing.storage.store import Op, Partition, Store, delete_op, upsert_op
+from invoicing.storage.ops import create_op, merge_if_op, replace_if_op
+from invoicing.storage.store import (
+    Op,
+    Partition,
+    Store,
+    changed_meanwhile,
+    delete_op,
+    upsert_op,
+)
 
 SHEETS = (
     "Contracts",
@@ -125,10 +136,29 @@ def import_portfolio(
             raise InputRejected(problems, title="The upload changes invoiced items")
 
         def write(entry: tuple[Partition, list[Op], list[dict[str, Any]] | None]) -> None:
-            _, ops, config = entry
+            part, ops, config = entry
             if config is not None:  # last: the configuration lands after the items it bills
                 ops = [*ops, *(upsert_op(e) for e in config)]
-            store.submit(store.table, ops, "import")
+            if not ops:
+                return
+            # S8: the contract's state row is fenced (or made stale) in the first transaction,
+            # the items and configuration are copied to the work table, and a brand-new
+            # contract gets its (empty) state last (``storage.snapshot``)
+            fence, fresh = _state_fence(part, config is not None, started)
+            try:
+                store.submit(store.table, [*fence, *ops], "import")
+            except TableTransactionError as exc:
+                if changed_meanwhile(exc):
+                    raise StateChanged(part.pk) from exc
+                raise
+            work = [op for op in ops if op[0] == "upsert" and _work_row(op[1]["RowKey"])]
+            store.submit(store.work, work, "import-work")
+            if fresh:
+                store.transact(
+                    store.table,
+                    [create_op(snapshot.state_entity(part.pk, ContractState()))],
+                    "import-state",
+                )
 
         # S5a: every contract this upload writes is marked Importing before its first write and
         # unmarked after the last, so a run never invoices a half-updated contract (it reports it)
@@ -203,6 +233,30 @@ def _due_index(
         stale.extend(due.stale_keys(contract.contract_id, old, new))
         item_ops.append(upsert_op(due.state_entity(part.pk, new)))
     return [upsert_op(e) for e in rows_by_key.values()], stale
+
+
+def _state_fence(part: Partition, config_changed: bool, stamp: str) -> tuple[list[Op], bool]:
+    """The first operation of an import's writes to a contract's partition, on ``N:state``
+    (``storage.snapshot``), and whether the contract is brand new (it then gets an empty state
+    after all its rows).
+
+    A changed configuration makes the state stale (its not-to-exceed sums cover only the lines
+    that had a limit); otherwise the row is touched on the ETag read, so that a queue worker
+    that loaded the contract before fails its commit, and an import whose contract was invoiced
+    since it was read fails instead of changing what was just invoiced (S9)."""
+    row = part.state_row
+    if row is None:
+        new = part.config is None and not (part.transactions or part.milestones or part.headers)
+        return ([] if new else [create_op(snapshot.stale_entity(part.pk, "imported"))]), new
+    if config_changed:
+        stale = snapshot.stale_entity(part.pk, "configuration imported")
+        return [replace_if_op(stale, row["_etag"])], False
+    return [merge_if_op(snapshot.touch_entity(part.pk, stamp), row["_etag"])], False
+
+
+def _work_row(row_key: str) -> bool:
+    """Rows the work table copies: items and the configuration (``storage.snapshot``)."""
+    return snapshot.is_open_item_key(row_key) or row_key[:1] == codec.CONFIG
 
 
 def _transaction_index(

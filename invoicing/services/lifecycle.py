@@ -66,7 +66,11 @@ def settle_pending_number(store: Store, settings: Settings, series: Series = INV
                 assert header is not None
                 number = format_number(series.prefix(settings), seq)
                 stamped = codec.confirmed(header, number, seq)
-                store.replace_if(store.table, stamped, header["_etag"], "confirm-stamp")
+                # a credit note becomes live: what its contract has invoiced changes (snapshot)
+                why = f"{invoice_id} issued" if series is CREDIT_NOTES else None
+                store.replace_if(
+                    store.table, stamped, header["_etag"], "confirm-stamp", stale_state=why
+                )
                 new = rows.counter_entity(last, series=series.counter)
             elif status == Status.CONFIRMED.value and codec.header_seq(header) == seq:
                 new = rows.counter_entity(last, series=series.counter)
@@ -138,7 +142,13 @@ def cancel(store: Store, settings: Settings, invoice_id: str) -> Invoice:
         if status != Status.DRAFT.value:
             raise WrongState(invoice_id, status)
         try:
-            store.replace_if(store.table, codec.cancelled(header), header["_etag"], "cancel")
+            store.replace_if(
+                store.table,
+                codec.cancelled(header),
+                header["_etag"],
+                "cancel",
+                stale_state=f"{invoice_id} cancelled",  # its shares go out again (snapshot)
+            )
         except ResourceModifiedError:
             continue
         break

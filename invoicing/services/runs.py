@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
+
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.data.tables import TableTransactionError
 
 from invoicing import catchup, engine
 from invoicing.engine import ContractPlan, ContractState
@@ -19,14 +22,15 @@ from invoicing.errors import BadRequest
 from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_text, parallel
 from invoicing.settings import Settings
 from invoicing.shares import state_from_invoices
-from invoicing.storage import codec, rows
-from invoicing.storage.errors import LeaseLost, WriteRefused
+from invoicing.storage import codec, rows, snapshot
+from invoicing.storage.errors import LeaseLost, StateChanged, WriteRefused
 from invoicing.storage.store import (
     MAX_BATCH_BYTES,
     MAX_BATCH_OPS,
     Op,
     Partition,
     Store,
+    changed_meanwhile,
     delete_op,
     entity_size,
     upsert_op,
@@ -242,21 +246,22 @@ def invoice_contracts(
             store,
         )
         ready = [(c, p) for c, p in zip(chunk, planned, strict=True) if p is not None]
-        invoices = [inv for _, (_, plans, _) in ready for p in plans for inv in p.invoices]
+        invoices = [inv for _, planned in ready for p in planned.plans for inv in p.invoices]
         # the invoice index and the W rows (which contracts have a marker on a date: listings
         # of a range read those), before any commit: harmless if the commit never happens
         index = [upsert_op(rows.index_entity(i)) for i in invoices]
         index += [
-            upsert_op(rows.ran_entity(c, p.run_date)) for c, (_, plans, _) in ready for p in plans
+            upsert_op(rows.ran_entity(c, p.run_date)) for c, planned in ready for p in planned.plans
         ]
         store.submit(store.globals, index, "index")
         parallel(
-            lambda e: _isolated(e[0], failed, lambda: _write_plans(store, e[1][0], e[1][1])),
+            lambda e: _isolated(e[0], failed, lambda: _write_plans(store, e[1])),
             ready,
             workers,
             store,
         )
-        for contract_id, (_, _, markers) in ready:
+        for contract_id, planned in ready:
+            markers = planned.markers
             if markers is None:
                 outcome.blocked.add(contract_id)
             elif contract_id not in failed:  # failed while committing: named in ``failed``
@@ -334,15 +339,31 @@ def _record_missed(
     store.submit(store.globals, ops, "ledger-missed")
 
 
-def _plan_contract(
-    store: Store, contract_id: str, dates: list[date]
-) -> tuple[Partition, list[ContractPlan], dict[date, dict[str, Any]] | None]:
+class Planned(NamedTuple):
+    """One contract planned for a run: what was read, the plans, the commit markers per date
+    (None: it cannot be invoiced), and the fence its commit needs (``storage.snapshot``)."""
+
+    part: Partition
+    plans: list[ContractPlan]
+    markers: dict[date, dict[str, Any]] | None
+    etag: str | None  # of ``N:state`` as read before the contract was loaded (None: no row)
+    state: ContractState  # after the last plan (the state read when nothing is planned)
+    rebuild: list[Op]  # work-table writes that make it hold the open items (full loads only)
+    work_items: list[dict[str, Any]]  # the item rows its work partition holds (after rebuild)
+    full: bool  # loaded in full (no valid state): the commit writes a valid state back
+
+
+def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned:
     """Steps 2-3 of the commit protocol for one contract (see invoicing.storage.store).
 
-    Returns its plans and, per date, its commit marker (stored or planned); markers are None for
-    a contract that cannot be invoiced (no configuration: an import that never finished), so
-    that its dates stay incomplete."""
-    part = store.load(contract_id)
+    Markers are None for a contract that cannot be invoiced (no configuration: an import that
+    never finished), so that its dates stay incomplete. With a valid ``N:state`` only the
+    contract's open work and the markers of ``dates`` are read (S8); otherwise the whole
+    partition, and the state comes from every invoice."""
+    state_row = store.state_row(contract_id)  # first: its ETag fences what is read after it
+    etag = None if state_row is None else state_row.get("_etag")
+    known = snapshot.state_from(state_row)
+    part = store.load(contract_id) if known is None else store.load_open(contract_id, dates)
     contract = part.contract()
     if contract is None:
         log.warning(
@@ -350,8 +371,19 @@ def _plan_contract(
             "import its workbook again",
             contract_id,
         )
-        return part, [], None
-    state: ContractState = state_from_invoices(contract, part.committed_invoices())
+        return Planned(part, [], None, etag, ContractState(), [], [], False)
+    rebuild: list[Op] = []
+    full = known is None
+    if known is None:
+        known = state_from_invoices(contract, part.committed_invoices())
+        rebuild, work_items = snapshot.work_ops(
+            part.config_entities(),
+            [*part.transactions.values(), *part.milestones.values()],
+            store.work_rows(contract_id),
+            known,
+        )
+    else:
+        work_items = [*part.transactions.values(), *part.milestones.values()]
     pending_dates = part.pending_dates()
     markers: dict[date, dict[str, Any]] = {}
     plans: list[ContractPlan] = []
@@ -360,31 +392,33 @@ def _plan_contract(
     for d in dates:
         if d in part.markers:
             markers[d] = part.markers[d]
-    for plan in engine.plan_dates(contract, todo, state):
+    state = known
+    for plan in engine.plan_dates(contract, todo, known):
         if plan.invoices or plan.log or plan.run_date in pending_dates:  # no due line: no write
             plans.append(plan)
             markers[plan.run_date] = _marker(part.pk, plan, 0)
-    return part, plans, markers
+            state = plan.state
+    return Planned(part, plans, markers, etag, state, rebuild, work_items, full)
 
 
 def _marker(pk: str, plan: ContractPlan, log_parts: int) -> dict[str, Any]:
     return rows.marker_entity(pk, plan.run_date, plan.invoices, plan.log, log_parts)
 
 
-def _write_plans(store: Store, part: Partition, plans: list[ContractPlan]) -> None:
+def _write_plans(store: Store, planned: Planned) -> None:
     """Step 5 of the commit protocol: small dates packed in atomic batches, large ones through
-    Pending headers and one final atomic commit."""
-    if not plans:
+    Pending headers and one final atomic commit; the contract's new ``N:state`` goes in the
+    last transaction, fenced by the ETag read before the contract was loaded."""
+    part, plans = planned.part, planned.plans
+    if not plans and not planned.full:
         return
     pk = part.pk
+    store.submit(store.work, planned.rebuild, "work-rebuild")  # the open items, before the state
+    state_op = snapshot.state_op(pk, planned.state, planned.etag)
+    reserve = entity_size(state_op[1])
+    units: list[tuple[str, Any]] = []  # ("pack", ops) | ("large", arguments of _commit_large)
     pack: list[Op] = []
     pack_size = 0
-
-    def flush() -> None:
-        nonlocal pack, pack_size
-        store.transact(store.table, pack, "commit")
-        pack, pack_size = [], 0
-
     for plan in plans:
         logs = rows.log_entities(pk, plan.run_date, plan.log)
         marker = _marker(pk, plan, len(logs))
@@ -394,15 +428,61 @@ def _write_plans(store: Store, part: Partition, plans: list[ContractPlan]) -> No
         ops = [upsert_op(e) for e in (*invoice_rows, marker, *logs)]
         size = sum(entity_size(op[1]) for op in ops)
         stale = part.stale_rows(plan.run_date, {e["RowKey"] for e in invoice_rows})
-        if not stale and len(ops) <= MAX_BATCH_OPS and size <= MAX_BATCH_BYTES:
-            if len(pack) + len(ops) > MAX_BATCH_OPS or pack_size + size > MAX_BATCH_BYTES:
-                flush()
+        room_ops, room_bytes = MAX_BATCH_OPS - 1, MAX_BATCH_BYTES - reserve
+        if not stale and len(ops) <= room_ops and size <= room_bytes:
+            if len(pack) + len(ops) > room_ops or pack_size + size > room_bytes:
+                units.append(("pack", pack))
+                pack, pack_size = [], 0
             pack.extend(ops)  # one atomic transaction: the rows and the marker commit together
             pack_size += size
             continue
-        flush()
-        _commit_large(store, pk, plan, invoice_rows, stale, marker, logs)
-    flush()
+        if pack:
+            units.append(("pack", pack))
+            pack, pack_size = [], 0
+        units.append(("large", (plan, invoice_rows, stale, marker, logs)))
+    if pack or not units:
+        units.append(("pack", pack))
+    if len(units) > 1 or units[0][0] == "large":
+        # several transactions: the state is stale until the last one lands (a crash in between
+        # sends the next run to the full load), and that last one is fenced on the new ETag
+        state_op = snapshot.state_op(pk, planned.state, _fence_stale(store, pk, planned.etag))
+    for n, (kind, unit) in enumerate(units):
+        last = [state_op] if n == len(units) - 1 else []
+        try:
+            if kind == "pack":
+                store.transact(store.table, [*unit, *last], "commit")
+            else:
+                _commit_large(store, pk, *unit, last)
+        except TableTransactionError as exc:
+            if last and changed_meanwhile(exc):
+                raise StateChanged(part.pk) from exc
+            raise
+    _sweep(store, planned)
+
+
+def _fence_stale(store: Store, pk: str, etag: str | None) -> str | None:
+    """Make ``N:state`` stale on the ETag read (or create it stale); its new ETag."""
+    stale = snapshot.stale_entity(pk, "a commit in several transactions is under way")
+    try:
+        if etag is None:
+            meta = store.create(store.table, stale, "state-stale")
+        else:
+            meta = store.replace_if(store.table, stale, etag, "state-stale")
+    except (ResourceModifiedError, ResourceExistsError) as exc:
+        raise StateChanged(pk) from exc
+    return str(meta.get("etag")) if meta.get("etag") else None
+
+
+def _sweep(store: Store, planned: Planned) -> None:
+    """After the commit: the work rows of items now invoiced go (best effort: a row left
+    behind is read as invoiced by the state, and swept by the next run)."""
+    ops = snapshot.sweep_ops(planned.work_items, planned.state)
+    try:
+        store.submit(store.work, ops, "work-sweep")
+    except (LeaseLost, WriteRefused):
+        raise
+    except Exception:  # the commit landed; only tidying failed
+        log.warning("contract %s: work rows not swept; the next run does it", planned.part.pk)
 
 
 def _commit_large(
@@ -413,8 +493,10 @@ def _commit_large(
     stale: list[dict[str, Any]],
     marker: dict[str, Any],
     logs: list[dict[str, Any]],
+    last: list[Op],
 ) -> None:
-    """A date too large for one transaction: clean leftovers, write Pending, commit atomically."""
+    """A date too large for one transaction: clean leftovers, write Pending, commit atomically
+    (with ``last``: the contract's new state when this is its final transaction)."""
     store.submit(store.table, [delete_op(e) for e in stale], "cleanup")
     headers = [codec.header_entity(pk, inv, codec.PENDING) for inv in plan.invoices]
     store.submit(store.table, [upsert_op(e) for e in headers], "pending-headers")
@@ -425,6 +507,7 @@ def _commit_large(
     )
     commit = [upsert_op(codec.header_entity(pk, inv, codec.DRAFT)) for inv in plan.invoices]
     commit.append(upsert_op(marker))
+    commit.extend(last)
     log_ops = [upsert_op(e) for e in logs]
     if (
         len(commit) + len(log_ops) <= MAX_BATCH_OPS

@@ -61,3 +61,14 @@ class AlreadyCredited(WrongState):
 
 class WriteRefused(StorageError):
     """Raised by the test seam (Store.write_hook) to simulate a crash before a write."""
+
+
+class StateChanged(StorageError):
+    """A contract's state changed while a run planned it (a cancel, a credit, an import, another
+    worker): the commit was refused whole; the contract is redone from what is stored now."""
+
+    def __init__(self, pk: str) -> None:
+        super().__init__(
+            f"contract {pk}: its invoices changed while it was being invoiced; nothing of this "
+            "attempt was committed, and the next run (or delivery) invoices it"
+        )

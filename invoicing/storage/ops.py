@@ -51,3 +51,15 @@ def delete_op(entity: Mapping[str, Any]) -> Op:
 
 def clean(entity: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entity.items() if not k.startswith("_") and v is not None}
+
+
+def create_op(entity: Mapping[str, Any]) -> Op:
+    """Insert ``entity`` in a transaction only if its row does not exist (the whole transaction
+    fails otherwise)."""
+    return ("create", clean(entity))
+
+
+def merge_if_op(entity: Mapping[str, Any], etag: str) -> Op:
+    """Merge ``entity``'s properties in a transaction only if the row is unchanged since read."""
+    guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+    return ("update", clean(entity), {"mode": UpdateMode.MERGE, **guard})

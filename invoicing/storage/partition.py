@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from invoicing.model import Contract, Invoice, SourceType
-from invoicing.storage import codec, due
+from invoicing.storage import codec, due, snapshot
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Partition:
     markers: dict[date, dict[str, Any]] = field(default_factory=dict)
     logs: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
     due_state: dict[str, Any] | None = None  # the ``N:due`` row: what it put in the due index
+    state_row: dict[str, Any] | None = None  # the ``N:state`` row (``snapshot``)
 
     def add(self, e: dict[str, Any]) -> None:
         rk: str = e["RowKey"]
@@ -52,6 +53,8 @@ class Partition:
             self.logs.setdefault(_yyyymmdd(rk[2:10]), []).append(e)
         elif rk == due.STATE_KEY:
             self.due_state = e
+        elif rk == snapshot.STATE_KEY:
+            self.state_row = e
 
     def contract(self) -> Contract | None:
         if self.config is None:

@@ -13,8 +13,13 @@ committed has status ``Pending`` and is not live: whatever it holds is free to b
    line due on a date writes nothing for it). C's partition is read once (one query). A date D
    whose marker ``R:D`` exists is done: skipped.
    (Contracts go in rounds of 100: each round is planned, then indexed in bulk, then committed.)
-   The contract's state (items on live invoices, amount used per not-to-exceed line) comes from
-   its live invoices through ``engine.state_from_invoices``; Pending leftovers are ignored.
+   First C's ``N:state`` row is read (one point read; ``storage.snapshot``). When it is valid it
+   is the contract's state (items on live invoices, amount used per not-to-exceed line, shares
+   to go out again), and only C's open work is read: its work-table partition (configuration
+   and open items) and the markers of the dates to run, never its history. Otherwise the whole
+   partition is read, the state comes from its invoices through
+   ``engine.state_from_invoices`` (Pending leftovers are ignored), and the work partition is
+   rebuilt from it before step 5.
 3. Each remaining date is planned in memory, in order (``engine.plan_contract``), each plan's
    state feeding the next. A date with no due line writes nothing at all.
 4. Index entries (InvoiceId -> ContractId) of the planned invoices are upserted, in bulk for the
@@ -30,7 +35,11 @@ committed has status ``Pending`` and is not live: whatever it holds is free to b
    c. one final transaction flips the headers to Draft and writes the marker ``R:D`` (and the
       RunLog parts when they fit; otherwise they were written before step c): the commit point.
    A header never carries more than 50 customers (the reader caps customers per contract), so the
-   final transaction always fits.
+   final transaction always fits. C's new ``N:state`` goes in C's last transaction, conditional
+   on the ETag read in step 2 (with several transactions, the first write makes it stale on that
+   ETag and the last is conditional on the new one): if anything changed C's state meanwhile (a
+   cancel, a credit, an import, another worker) the commit fails whole and C is redone. Then the
+   work rows of the items now invoiced are swept.
 6. After every contract, the ledger entries are written ``completed`` with their counts.
 
 A crash anywhere leaves each (C, D) either committed (marker + Draft headers, atomically) or not
@@ -56,15 +65,16 @@ from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
+    ResourceModifiedError,
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 from azure.storage.blob import BlobServiceClient, ExponentialRetry
 
 from invoicing.model import Party
-from invoicing.storage import codec, due, rows
+from invoicing.storage import codec, due, rows, snapshot
 from invoicing.storage.errors import WriteRefused
 from invoicing.storage.keys import encode_key
 from invoicing.storage.lease import Lease, lock_blob
@@ -78,9 +88,10 @@ from invoicing.storage.ops import entity_size as entity_size
 from invoicing.storage.ops import replace_if_op as replace_if_op
 from invoicing.storage.ops import upsert_op as upsert_op
 from invoicing.storage.partition import Partition as Partition
+from invoicing.storage.ranges import RangeReads
 
 
-class Store:
+class Store(RangeReads):
     """The tables and the lock blob of one deployment (``prefix``), and the write discipline."""
 
     def __init__(self, connection: str, prefix: str = "invoicing"):
@@ -89,6 +100,8 @@ class Store:
         self.service = TableServiceClient.from_connection_string(connection)
         self.table: TableClient = self.service.get_table_client(prefix)
         self.globals: TableClient = self.service.get_table_client(prefix + "globals")
+        # each contract's configuration and open items, apart from its history (``snapshot``)
+        self.work: TableClient = self.service.get_table_client(prefix + "work")
         # The blob SDK's default retry waits 15 s, then 18 s, ... (84 s to give up on a refused
         # connection): far longer than a lease lives. A few short retries fit inside one.
         self.blobs = BlobServiceClient.from_connection_string(
@@ -111,7 +124,7 @@ class Store:
     # ---- setup ---------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
-        for name in (self.prefix, self.prefix + "globals"):
+        for name in (self.prefix, self.prefix + "globals", self.prefix + "work"):
             with contextlib.suppress(ResourceExistsError):
                 self.service.create_table(name)
 
@@ -204,9 +217,27 @@ class Store:
         client.upsert_entity(_clean(entity), mode=UpdateMode.REPLACE)
 
     def replace_if(
-        self, client: TableClient, entity: Mapping[str, Any], etag: str, label: str
+        self,
+        client: TableClient,
+        entity: Mapping[str, Any],
+        etag: str,
+        label: str,
+        *,
+        stale_state: str | None = None,
     ) -> Mapping[str, Any]:
-        """Replace ``entity`` only if unchanged since read (``ResourceModifiedError`` otherwise)."""
+        """Replace ``entity`` only if unchanged since read (``ResourceModifiedError`` otherwise).
+
+        ``stale_state`` (a reason): the change alters what the contract has invoiced, so its
+        ``N:state`` is made stale in the same atomic transaction (``snapshot``)."""
+        if stale_state is not None:
+            stale = snapshot.stale_entity(entity["PartitionKey"], stale_state)
+            try:
+                self.transact(client, [replace_if_op(entity, etag), upsert_op(stale)], label)
+            except TableTransactionError as exc:
+                if changed_meanwhile(exc):
+                    raise ResourceModifiedError(str(exc)) from exc
+                raise
+            return {}
         self.before_write(label)
         return client.update_entity(
             _clean(entity),
@@ -271,6 +302,36 @@ class Store:
             self.loads.append(contract_id)
         for e in self.partition_rows(pk, hi=None if with_log else "X"):
             part.add(e)
+        return part
+
+    def state_row(self, contract_id: str) -> dict[str, Any] | None:
+        """The contract's ``N:state`` row (with its ETag): one point read (``snapshot``)."""
+        return self.get(self.table, encode_key(contract_id), snapshot.STATE_KEY)
+
+    def work_rows(self, contract_id: str) -> list[dict[str, Any]]:
+        """The contract's work partition: its configuration and open items (``snapshot``)."""
+        return self.query(self.work, "PartitionKey eq @pk", {"pk": encode_key(contract_id)})
+
+    def load_open(self, contract_id: str, dates: Sequence[date]) -> Partition:
+        """What a run needs of a contract whose ``N:state`` is valid: the work partition (one
+        query of a table without history) and the commit markers of ``dates`` (point reads for
+        a few dates, else one range query): never its invoices."""
+        pk = encode_key(contract_id)
+        part = Partition(pk)
+        with self._count_lock:
+            self.loads.append(contract_id)
+        for e in self.work_rows(contract_id):
+            part.add(e)
+        days = sorted(set(dates))
+        if len(days) <= MARKER_POINT_READS:
+            found = [self.get(self.table, pk, codec.marker_key(d)) for d in days]
+        else:
+            found = self.partition_rows(
+                pk, codec.marker_key(days[0]), codec.marker_key(days[-1]) + "~"
+            )
+        for e in found:
+            if e is not None:
+                part.add(e)
         return part
 
     def load_invoices(self, contract_id: str, log_span: tuple[date, date] | None) -> Partition:
@@ -348,18 +409,6 @@ class Store:
                 if row["TransactionId"] in wanted:
                     found[row["TransactionId"]] = row["ContractId"]
         return found
-
-    def invoice_index(self) -> dict[str, str]:
-        """The whole invoice index: encoded InvoiceId -> ContractId."""
-        prefix = rows.INDEX_PREFIX
-        return {
-            row["RowKey"]: row["ContractId"]
-            for row in self.query(
-                self.globals,
-                "PartitionKey ge @lo and PartitionKey lt @hi",
-                {"lo": prefix, "hi": chr(ord(prefix) + 1)},
-            )
-        }
 
     def invoice_entities(
         self, contract_id: str, invoice_id: str
@@ -465,67 +514,6 @@ class Store:
             row = self.get(self.globals, pk[:7], encode_key(invoice_id))
         return None if row is None else row["ContractId"]
 
-    def indexed_invoices(self, lo: date, hi: date) -> list[dict[str, Any]]:
-        """Invoice index rows (ContractId, InvoiceDate, RowKey) of invoice dates lo..hi: the
-        per-day partitions of the range, and the month partitions older stores hold."""
-        select = ["RowKey", "ContractId", "InvoiceDate"]
-        first, last = rows.index_range(lo, hi)
-        found = self.query(
-            self.globals,
-            "PartitionKey ge @lo and PartitionKey lt @hi",
-            {"lo": first, "hi": last},
-            select=select,
-        )
-        if (hi.year - lo.year) * 12 + hi.month - lo.month <= 24:
-            months = {(lo.year, lo.month)}
-            day = lo
-            while (day.year, day.month) != (hi.year, hi.month):
-                day = (day.replace(day=1) + timedelta(days=32)).replace(day=1)
-                months.add((day.year, day.month))
-            for year, month in sorted(months):
-                found += self.query(
-                    self.globals,
-                    "PartitionKey eq @pk",
-                    {"pk": f"{rows.INDEX_PREFIX}{year:04d}{month:02d}"},
-                    select=select,
-                )
-        else:  # a long range: the month partitions within it come with one range query
-            found += [
-                r
-                for r in self.query(
-                    self.globals,
-                    "PartitionKey ge @lo and PartitionKey lt @hi",
-                    {"lo": f"{rows.INDEX_PREFIX}{lo:%Y%m}", "hi": first},
-                    select=select,
-                )
-            ]
-        seen: set[str] = set()
-        out = []
-        for r in found:
-            if r["RowKey"] in seen or not r.get("InvoiceDate"):
-                continue
-            if lo <= codec.day(r["InvoiceDate"]) <= hi:
-                seen.add(r["RowKey"])
-                out.append(r)
-        return out
-
-    def ran_contracts(self, lo: date, hi: date) -> set[str] | None:
-        """The contracts with a commit marker on a date of lo..hi (the W index), or None when
-        the store holds markers older than that index covers (then every contract may)."""
-        since = self.get(self.globals, rows.DAILY_PK, rows.RAN_SINCE_RK)
-        if since is None or lo < date.fromisoformat(since["Date"]):
-            return None
-        first, last = rows.ran_range(lo, hi)
-        return {
-            r["ContractId"]
-            for r in self.query(
-                self.globals,
-                "PartitionKey ge @lo and PartitionKey lt @hi",
-                {"lo": first, "hi": last},
-                select=["ContractId"],
-            )
-        }
-
     def note_ran_index(self, fresh: bool, today: date) -> None:
         """Record from which run date every marker has its W row (once): any date when the
         store has never run (``fresh``), else the dates after today (markers committed before
@@ -536,37 +524,23 @@ class Store:
         with contextlib.suppress(ResourceExistsError):
             self.create(self.globals, rows.ran_since_entity(since), "ran-index-since")
 
-    def load_range(
-        self, contract_id: str, invoice_ids: Iterable[str], span: tuple[date, date] | None
-    ) -> Partition:
-        """The rows of the given invoices (details, lines, header), and the markers and RunLog
-        parts of the dates of ``span``: range queries over those keys only, not the history."""
-        pk = encode_key(contract_id)
-        part = Partition(pk)
-        groups: dict[str, list[str]] = {}
-        for invoice_id in invoice_ids:
-            key = encode_key(invoice_id)
-            groups.setdefault(invoice_id.rsplit("-", 2)[0], []).append(key)
-        wanted = set(invoice_ids)
-        for keys in groups.values():
-            low, high = min(keys), max(keys)
-            for kind in ("D:", "I:", "L:"):
-                for e in self.partition_rows(pk, f"{kind}{low}", f"{kind}{high}~"):
-                    if e.get("InvoiceId") in wanted:
-                        part.add(e)
-        if span is not None:
-            lo, hi = span
-            for first, last in (
-                (codec.marker_key(lo), codec.marker_key(hi) + "~"),
-                (f"X:{lo:%Y%m%d}", f"X:{hi:%Y%m%d}:~"),
-            ):
-                for e in self.partition_rows(pk, first, last):
-                    part.add(e)
-        return part
 
 
 TRANSIENT_RETRIES = 3  # an upsert-only transaction that met a reset connection or a 500/503
-POINT_LOOKUPS = 2000  # up to this many ids, the transaction index is read by point reads
+POINT_LOOKUPS = 2000
+MARKER_POINT_READS = 3  # a run of up to this many dates reads their markers by point reads
+
+
+def changed_meanwhile(exc: TableTransactionError) -> bool:
+    """A transaction failed on its ETag condition (412) or on a create that found its row
+    (409): someone changed the rows meanwhile, not a problem with its content."""
+    code = getattr(exc, "status_code", None)
+    text = str(exc)
+    return (
+        code in (409, 412)
+        or "UpdateConditionNotSatisfied" in text
+        or "EntityAlreadyExists" in text
+    )  # up to this many ids, the transaction index is read by point reads
 
 
 def _threads(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:

@@ -232,9 +232,11 @@ def test_a_contract_that_fails_is_named_and_the_others_are_invoiced(store, stora
     from invoicing.storage import codec
     from invoicing.storage.keys import encode_key
 
-    config = store.get(store.table, encode_key("C1"), codec.CONFIG)
-    config["P0"] = "{not json"
-    store.upsert(store.table, {k: v for k, v in config.items() if not k.startswith("_")})
+    # damaged where the run reads it: the main table and the work table's copy (S8)
+    for table in (store.table, store.work):
+        config = store.get(table, encode_key("C1"), codec.CONFIG)
+        config["P0"] = "{not json"
+        store.upsert(table, {k: v for k, v in config.items() if not k.startswith("_")})
 
     summary = services.run_daily(store, storage_settings, today=D("2020-10-02"))
     assert list(summary.failed) == ["C1"] and "JSONDecodeError" in summary.failed["C1"]
