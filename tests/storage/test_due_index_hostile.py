@@ -368,3 +368,40 @@ def test_an_upload_that_dies_before_the_index_and_is_imported_again_leaves_a_sta
     plan = engine.plan_range(portfolio, engine.date_range(date(2020, 10, 5), date(2020, 10, 6)))
     assert stored(store)[0] == sorted(plan.invoices, key=lambda i: i.customer_id)
     assert plan.invoices
+
+
+@pytest.mark.parametrize("seed", [9, 10])
+def test_daily_runs_with_catch_up_in_a_far_time_zone_equal_the_engine(
+    store, storage_settings, seed
+):
+    """The timer fires at 11:00 UTC, already tomorrow in Kiritimati (UTC+14), and misses days:
+    each run catches up the dates since the last one. The index is asked for the whole window
+    at once; every date of it must still find its contracts."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    settings = dataclasses.replace(storage_settings, timezone="Pacific/Kiritimati")
+    data = workbook(hostile_book(seed))
+    portfolio = read_workbook(data).portfolio
+    services.import_workbook(store, data, settings)
+    rnd = random.Random(seed)
+    local = START
+    while True:
+        now = datetime.combine(local - timedelta(days=1), datetime.min.time(), UTC)
+        now += timedelta(hours=11)  # 01:00 on ``local`` in Kiritimati
+        services.run_daily(store, settings, now=now)
+        if local == END:
+            break
+        local = min(END, local + timedelta(days=rnd.randint(1, 20)))
+    ledger = services.ledger_entries(store)
+    assert sorted(e["date"] for e in ledger) == [
+        d.isoformat() for d in engine.date_range(START, END)
+    ]
+    assert {e["state"] for e in ledger} == {"completed"}
+    plan = engine.plan_range(portfolio, engine.date_range(START, END))
+    invoices, log = stored(store)
+    assert invoices == sorted(
+        plan.invoices, key=lambda i: (i.invoice_date, i.contract_id, i.customer_id)
+    )
+    assert key_log(log) == key_log(list(plan.log))
+    assert services.audit(store, settings) == []
