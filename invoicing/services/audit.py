@@ -23,6 +23,7 @@ from invoicing.model import (
     Status,
 )
 from invoicing.services.audit_due import due_index_agrees
+from invoicing.services.audit_state import open_work_agrees
 from invoicing.services.common import DEFAULT_WORKERS, parallel
 from invoicing.services.lifecycle import CREDIT_NOTES, INVOICES, settle_pending_number
 from invoicing.settings import Settings
@@ -70,6 +71,9 @@ def audit(
         if isinstance(facts, str):
             return [facts], []
         found = [v for check in CONTRACT_CHECKS for v in check(facts)]
+        found += open_work_agrees(
+            store, contract_id, facts.part, facts.contract, facts.invoices.values()
+        )
         return found, _numbers(facts)
 
     results = parallel(one, [cid for cid, _ in store.contracts()], workers, store)
