@@ -41,6 +41,7 @@ TARGETS = {
     "P3": Target("ratio <= 1.3", max_ratio=1.3),
     "P4": Target("ratio <= 1.3", max_ratio=1.3),
     "P5": Target("ratio <= 2", max_ratio=2),
+    "P6": Target("ratio <= 1.25", max_ratio=1.25),
 }
 TITLES = {
     "P1": "parse + validate",
@@ -48,6 +49,7 @@ TITLES = {
     "P3": "write invoice workbook",
     "P4": "import into Azurite",
     "P5": "daily run, 60 dates",
+    "P6": "one date, a year stored",
 }
 
 
@@ -60,6 +62,19 @@ def run_stage(name: str, workbook: Path, *extra: str, timeout: float = 1800) -> 
         raise SystemExit(f"bench stage {name} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     _log(f"  {name}: {json.dumps(result)}")
+    return result
+
+
+def run_module(module: str, *args: str, timeout: float = 5400) -> dict[str, Any]:
+    """A benchmark module in a child process of its own; its last stdout line is its JSON."""
+    command = [sys.executable, "-m", module, *args]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench {module} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    _log(f"  {module}: {json.dumps(result)}")
     return result
 
 
@@ -97,6 +112,17 @@ def measure(scale: float, repeat: int, workdir: Path) -> dict[str, dict[str, Any
             for name in names:
                 _log(f"running {name} ...")
                 raw[name] = run_stage(name, workbook, *conn, *items)
+    # P6 (bench.history): a year of history and the open-work store, in one Azurite of its own
+    _log("starting Azurite for P6 ...")
+    with Azurite() as azurite:
+        _log("running P6 (a year of daily history first: the longest setup) ...")
+        raw["P6"] = run_module(
+            "bench.history", "--connection", azurite.connection_string, "--scale", str(scale)
+        )
+    raw["P6floor"] = {
+        "seconds": raw["P6"]["floor_seconds"],
+        "peak_rss_mb": raw["P6"]["floor_peak_rss_mb"],
+    }
     if raw["P5"]["invoices"] != raw["P5floor"]["invoices"]:
         raise SystemExit(
             f"P5 wrote {raw['P5']['invoices']} invoices but its floor "

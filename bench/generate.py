@@ -32,7 +32,20 @@ def sizes(scale: float) -> tuple[int, int, int]:
     return contracts, contracts * 3, max(1, round(100_000 * scale))
 
 
-def generate_workbook(path: Path, scale: float = 1.0, seed: int = 20240101) -> dict[str, int]:
+def generate_workbook(
+    path: Path,
+    scale: float = 1.0,
+    seed: int = 20240101,
+    *,
+    start: date = RANGE_START,
+    days: int = RANGE_DAYS,
+    lead: int = 20,
+    limits: bool = True,
+) -> dict[str, int]:
+    """The workbook at ``path``. By default (P1-P5, P7) transactions fall from ``lead`` days
+    before ``start`` to the end of the ``days``-day range; P6 spreads them over a year, with
+    no not-to-exceed (``limits``), so that a store holding only the open work has the same
+    work to do."""
     rng = random.Random(seed)
     n_contracts, n_lines, n_txns = sizes(scale)
     wb = Workbook(write_only=True)
@@ -60,7 +73,7 @@ def generate_workbook(path: Path, scale: float = 1.0, seed: int = 20240101) -> d
         for n in range(3):
             lid = f"L{n + 1}"
             freq, run_day = SCHEDULES[(c + n) % len(SCHEDULES)]
-            nte = 50_000 if (c + n) % 7 == 0 else None
+            nte = 50_000 if limits and (c + n) % 7 == 0 else None
             lines.append(
                 [
                     cid,
@@ -71,7 +84,7 @@ def generate_workbook(path: Path, scale: float = 1.0, seed: int = 20240101) -> d
                     nte,
                     freq,
                     run_day,
-                    RANGE_START,
+                    start,
                     None,
                     None,
                 ]
@@ -79,7 +92,7 @@ def generate_workbook(path: Path, scale: float = 1.0, seed: int = 20240101) -> d
             line_ids.append((cid, lid))
     for t in range(n_txns):
         cid, lid = line_ids[t % len(line_ids)]
-        day = RANGE_START + timedelta(days=rng.randrange(-20, RANGE_DAYS))
+        day = start + timedelta(days=rng.randrange(-lead, days))
         qty = rng.randrange(1, 40) / 4
         price = rng.choice([85, 100, 120.5, 150, 210])
         transactions.append(
