@@ -100,7 +100,7 @@ def read_index(store: Store) -> tuple[dict[str, Held], dict[str, str], list[str]
             entry = held.setdefault(rk, Held(row.get("ContractId") or rk))
             if pk.startswith(_DATE_PREFIX):
                 text = pk[len(_DATE_PREFIX) :]
-                entry.dates.add(date(int(text[:4]), int(text[4:6]), int(text[6:8])))
+                entry.dates.add(date(int(text[:-4]), int(text[-4:-2]), int(text[-2:])))
             elif pk.startswith(_GROUP_PREFIX):
                 entry.patterns[pk[len(_GROUP_PREFIX) :]] = _spans(json.loads(row["Spans"]))
             else:
