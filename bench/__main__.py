@@ -42,6 +42,7 @@ TARGETS = {
     "P4": Target("ratio <= 1.3", max_ratio=1.3),
     "P5": Target("ratio <= 2", max_ratio=2),
     "P6": Target("ratio <= 1.25", max_ratio=1.25),
+    "P7": Target("ratio <= 0.6", max_ratio=0.6),
 }
 TITLES = {
     "P1": "parse + validate",
@@ -50,6 +51,7 @@ TITLES = {
     "P4": "import into Azurite",
     "P5": "daily run, 60 dates",
     "P6": "one date, a year stored",
+    "P7": "fan-out, 4 workers",
 }
 
 
@@ -123,6 +125,19 @@ def measure(scale: float, repeat: int, workdir: Path) -> dict[str, dict[str, Any
         "seconds": raw["P6"]["floor_seconds"],
         "peak_rss_mb": raw["P6"]["floor_peak_rss_mb"],
     }
+    # P7 (bench.fanout): the queued run with 4 workers, and inline, each on an Azurite of its own
+    for name in ("P7floor", "P7"):
+        _log(f"starting Azurite for {name} ...")
+        with Azurite() as azurite:
+            raw[name] = run_module(
+                "bench.fanout", name, "--workbook", str(workbook),
+                "--connection", azurite.connection_string, *items,
+            )
+    if raw["P7"]["invoices"] != raw["P7floor"]["invoices"]:
+        raise SystemExit(
+            f"P7 (queued) wrote {raw['P7']['invoices']} invoices, the inline run "
+            f"{raw['P7floor']['invoices']}"
+        )
     if raw["P5"]["invoices"] != raw["P5floor"]["invoices"]:
         raise SystemExit(
             f"P5 wrote {raw['P5']['invoices']} invoices but its floor "

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -312,52 +312,113 @@ def process_message(
     *,
     max_dequeue_count: int | None = None,
 ) -> WorkDone:
-    """The worker (H11, ``worker``): invoice one message's contract over its dates, then record it
-    in its batch. Raises ``WorkFailed`` when the contract failed or is blocked, so that the
-    message is delivered again; on its last allowed delivery (``dequeue_count`` >=
-    maxDequeueCount of host.json) the contract is first recorded as poisoned (or blocked) with
-    the reason, so that its dates stay incomplete and named until someone fixes it."""
+    """The worker (H11): invoice one message's contract over its dates, then record it in its
+    batch. Raises ``WorkFailed`` when the contract failed or is blocked, so that the message is
+    delivered again; on its last allowed delivery (``dequeue_count`` >= maxDequeueCount of
+    host.json) the contract is first recorded as poisoned (or blocked) with the reason, so that
+    its dates stay incomplete and named until someone fixes it. ``ValueError`` for a body that
+    is not a work message."""
+    result = process_messages(
+        store, settings, [(body, dequeue_count)], max_dequeue_count=max_dequeue_count
+    )[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def process_messages(
+    store: Store,
+    settings: Settings,
+    messages: Sequence[tuple[str | bytes, int]],
+    *,
+    max_dequeue_count: int | None = None,
+    workers: int = 1,
+) -> list[WorkDone | Exception]:
+    """``process_message`` for several messages at once (body, dequeue count), as the ``worker``
+    command receives them: the contracts of one batch are invoiced together (one round of
+    ``runs.invoice_contracts``, so their index rows share transactions) and recorded together;
+    each message gets its own outcome, a ``WorkDone`` or the exception it would have raised."""
     limit = max_dequeue_count or queue_host().max_dequeue_count
-    job = read_body(body)
-    dates = list(job.dates)
-    reason = ""
-    blocked = False
-    outcome: runs.ContractsOutcome | None = None
+    results: list[WorkDone | Exception | None] = [None] * len(messages)
+    groups: dict[tuple[str, tuple[date, ...]], list[tuple[int, Work, int]]] = {}
+    for n, (body, count) in enumerate(messages):
+        try:
+            job = read_body(body)
+        except ValueError as exc:
+            results[n] = exc
+            continue
+        groups.setdefault((job.batch, job.dates), []).append((n, job, count))
+    for (batch, dates), members in groups.items():
+        for n, outcome in _process_group(store, batch, list(dates), members, limit, workers):
+            results[n] = outcome
+    return [r if r is not None else WorkFailed("not processed") for r in results]
+
+
+def _process_group(
+    store: Store,
+    batch: str,
+    dates: list[date],
+    members: list[tuple[int, Work, int]],
+    limit: int,
+    workers: int,
+) -> list[tuple[int, WorkDone | Exception]]:
+    contracts = list(dict.fromkeys(job.contract for _, job, _ in members))
+    reasons: dict[str, str] = {}
+    blocked: set[str] = set()
+    done: dict[str, dict[date, dict[str, Any]]] = {}
     try:
-        importing = work.importing(store, job.contract)
-        if importing:
-            blocked, reason = True, f"its import started at {importing} has not finished (S5a)"
-        else:
-            outcome = runs.invoice_contracts(store, [job.contract], dates, workers=1)
-    except Exception as exc:  # a storage error, anything: retried like a failed contract
-        log.exception("contract %s: the work message failed", job.contract)
-        reason = f"{type(exc).__name__}: {exc}"[:300]
-    if outcome is not None and job.contract in outcome.markers:
-        markers = outcome.markers[job.contract]
-        written = False
-        if job.batch:
-            work.record_done(store, job.batch, job.contract, markers)
-            written = finish(store, job.batch)
-        invoices = sum(int(m.get("Invoices") or 0) for m in markers.values())
-        return WorkDone(job.contract, job.dates, invoices, written)
-    if outcome is not None:
-        blocked = job.contract in outcome.blocked
-        reason = outcome.failed.get(job.contract) or (
-            "it has no configuration: its import never finished (S5a)"
-            if blocked
-            else "not invoiced"
+        for contract in contracts:  # S5a: never while its import is unfinished
+            since = work.importing(store, contract)
+            if since:
+                blocked.add(contract)
+                reasons[contract] = f"its import started at {since} has not finished (S5a)"
+        todo = [c for c in contracts if c not in blocked]
+        store.abort.clear()  # a worker's store outlives one message's failed writes
+        outcome = runs.invoice_contracts(store, todo, dates, workers=workers) if todo else None
+        if outcome is not None:
+            done = {c: m for c, m in outcome.markers.items() if c in todo}
+            for contract in todo:
+                if contract in outcome.failed:
+                    reasons[contract] = outcome.failed[contract]
+                elif contract in outcome.blocked:
+                    blocked.add(contract)
+                    reasons[contract] = "it has no configuration: its import never finished (S5a)"
+    except Exception as exc:  # a storage error, anything: every contract is retried
+        log.exception("the work messages of batch %s failed", batch)
+        done = {}
+        for contract in contracts:
+            reasons.setdefault(contract, f"{type(exc).__name__}: {exc}"[:300])
+    written = False
+    last = {job.contract for _, job, count in members if count >= limit}
+    given_up = [
+        (c, work.BLOCKED if c in blocked else work.POISONED, reasons.get(c) or "not invoiced")
+        for c in contracts
+        if c not in done and c in last
+    ]
+    if batch and (done or given_up):
+        if done:
+            work.record_done(store, batch, done)
+            earlier = {p["ContractId"] for p in work.problems(store, batch)} & set(done)
+            if earlier:  # recorded as poisoned by an earlier delivery, and now committed
+                work.clear_problems(store, batch, earlier)
+        if given_up:
+            work.record_problems(store, batch, given_up, dates)
+        written = finish(store, batch)
+    out: list[tuple[int, WorkDone | Exception]] = []
+    for n, job, count in members:
+        if job.contract in done:
+            markers = done[job.contract]
+            invoices = sum(int(m.get("Invoices") or 0) for m in markers.values())
+            out.append((n, WorkDone(job.contract, job.dates, invoices, written)))
+            continue
+        then = (
+            "given up: its dates stay incomplete and named until it is fixed and run again"
+            if count >= limit
+            else f"delivery {count} of {limit}: it will be retried"
         )
-    last = dequeue_count >= limit
-    if last and job.batch:
-        kind = work.BLOCKED if blocked else work.POISONED
-        work.record_problem(store, job.batch, job.contract, kind, reason, dates)
-        finish(store, job.batch)
-    then = (
-        "given up: its dates stay incomplete and named until it is fixed and run again"
-        if last
-        else f"delivery {dequeue_count} of {limit}: it will be retried"
-    )
-    raise WorkFailed(f"contract {job.contract} was not invoiced ({reason}); {then}")
+        reason = reasons.get(job.contract) or "not invoiced"
+        out.append((n, WorkFailed(f"contract {job.contract} was not invoiced ({reason}); {then}")))
+    return out
 
 
 def _record_missed(

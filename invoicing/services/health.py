@@ -36,10 +36,18 @@ def health_report(store: Store) -> dict[str, Any]:
         d for d, state in states.items() if state not in (catchup.MISSED, catchup.COMPLETED)
     )
     attention = bool(missed or incomplete or imports)
+    # the contracts an incomplete date waits for: failed in a run, or poisoned on the work
+    # queue (S9), with the reason, until someone fixes them and the next run redoes the date
+    failed = {
+        d.isoformat(): rows.ledger_failed(e)
+        for d, e in sorted(ledger.items())
+        if rows.ledger_state(e) == catchup.INCOMPLETE and rows.ledger_failed(e)
+    }
     return {
         "status": "attention" if attention else "ok",
         "storage": True,
         "missed_dates": missed,
         "incomplete_dates": incomplete,
         "unfinished_imports": sorted(imports),
+        "failed_contracts": failed,
     }

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from invoicing.services import dispatch
+from invoicing.services.common import DEFAULT_WORKERS
 from invoicing.settings import QueueHost, Settings, queue_host
 from invoicing.storage.queue import Delivery, WorkQueue
 from invoicing.storage.store import Store
@@ -39,20 +40,21 @@ class DrainResult:
 
 
 class _Holding:
-    """Keeps a received message hidden while it is worked on (a thread renewing its visibility
-    every third of ``seconds``); stopped before the message is deleted or released."""
+    """Keeps received messages hidden while they are worked on (a thread renewing their
+    visibility every third of ``seconds``); stopped before they are deleted or released."""
 
-    def __init__(self, queue: WorkQueue, delivery: Delivery, seconds: int):
-        self.queue, self.delivery, self.seconds = queue, delivery, seconds
+    def __init__(self, queue: WorkQueue, deliveries: list[Delivery], seconds: int):
+        self.queue, self.deliveries, self.seconds = queue, deliveries, seconds
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._renew, daemon=True)
 
     def _renew(self) -> None:
         while not self.stop.wait(self.seconds / 3):
-            try:
-                self.queue.hide(self.delivery, self.seconds)
-            except Exception:  # the next renewal tries again; the worst case is a redelivery
-                log.warning("could not extend the visibility of message %s", self.delivery.id)
+            for delivery in self.deliveries:
+                try:
+                    self.queue.hide(delivery, self.seconds)
+                except Exception:  # the next renewal tries again; at worst a redelivery
+                    log.warning("could not extend the visibility of message %s", delivery.id)
 
     def __enter__(self) -> _Holding:
         self.thread.start()
@@ -74,49 +76,49 @@ def drain(
     host: QueueHost | None = None,
     say: Callable[[str], None] | None = None,
 ) -> DrainResult:
-    """Work messages one at a time until ``max_messages`` were handled or the queue stayed empty
-    for ``idle_seconds``. ``visibility_seconds`` (default host.json's ``visibilityTimeout``) is
-    both how long a held message stays hidden between renewals and the delay before a failed one
-    is retried."""
+    """Work messages, up to host.json's ``batchSize`` at a time (their contracts invoiced
+    together: ``dispatch.process_messages``), until ``max_messages`` were handled or the queue
+    stayed empty for ``idle_seconds``. ``visibility_seconds`` (default host.json's
+    ``visibilityTimeout``) is both how long a held message stays hidden between renewals and the
+    delay before a failed one is retried."""
     host = host or queue_host()
     hold = max(1, round(visibility_seconds or host.visibility_seconds))
     result = DrainResult()
     idle_since = time.monotonic()
     while max_messages is None or result.processed < max_messages:
-        received = queue.receive(hold)
+        wanted = host.batch_size
+        if max_messages is not None:
+            wanted = min(wanted, max_messages - result.processed)
+        received = queue.receive(hold, max_messages=wanted)
         if not received:
             if time.monotonic() - idle_since >= idle_seconds:
                 break
             time.sleep(POLL_SECONDS)
             continue
-        delivery = received[0]
-        error: Exception | None = None
-        with _Holding(queue, delivery, hold):
-            try:
-                done = dispatch.process_message(
-                    store,
-                    settings,
-                    delivery.body,
-                    delivery.dequeue_count,
-                    max_dequeue_count=host.max_dequeue_count,
-                )
-            except Exception as exc:  # the message's failure, not the worker's
-                error = exc
-        result.processed += 1
-        if error is None:
-            queue.delete(delivery)
-            result.succeeded += 1
-            result.invoices += done.invoices
-            result.ledger_written += int(done.ledger_written)
-        else:
+        with _Holding(queue, received, hold):
+            outcomes = dispatch.process_messages(
+                store,
+                settings,
+                [(d.body, d.dequeue_count) for d in received],
+                max_dequeue_count=host.max_dequeue_count,
+                workers=DEFAULT_WORKERS,
+            )
+        for delivery, outcome in zip(received, outcomes, strict=True):
+            result.processed += 1
+            if not isinstance(outcome, Exception):
+                queue.delete(delivery)
+                result.succeeded += 1
+                result.invoices += outcome.invoices
+                result.ledger_written += int(outcome.ledger_written)
+                continue
             result.failed += 1
             if delivery.dequeue_count >= host.max_dequeue_count:
                 queue.to_poison(delivery)
                 result.poisoned += 1
-                text = f"moved to {queue.poison_name}: {error}"
+                text = f"moved to {queue.poison_name}: {outcome}"
             else:
                 queue.hide(delivery, hold)
-                text = f"delivery {delivery.dequeue_count} failed, retried in {hold} s: {error}"
+                text = f"delivery {delivery.dequeue_count} failed, retried in {hold} s: {outcome}"
             log.warning("message %s %s", delivery.id, text)
             if say is not None:
                 say(f"message {delivery.id}: {text}")

@@ -7,15 +7,17 @@ contract over all the batch's dates, in order, like an inline run plans it). In 
 * ``work:<batch>`` / ``batch``: the header: its dates, the registered contracts (the ledger's
   count), the batches it takes over (``Supersedes``) and ``Sealed`` once every work row below is
   written (messages are sent only after that: an unsealed batch never had any);
-* ``work:<batch>:q<h>`` / ``encode_key(ContractId)``: a contract still to commit (16 partitions
-  by the id's hash, so that no partition takes every worker's writes);
-* ``work:<batch>:d<h>`` / ``encode_key(ContractId)``: a contract that committed, with the counts
+* ``work:<batch>:q`` / ``encode_key(ContractId)``: a contract still to commit;
+* ``work:<batch>:d`` / ``encode_key(ContractId)``: a contract that committed, with the counts
   of its commit markers per date (the ledger sums them when the batch is done);
 * ``work:<batch>`` / ``p:<encoded ContractId>``: a contract the batch cannot invoice: ``poisoned``
   (its message failed ``maxDequeueCount`` times, with the reason) or ``blocked`` (its import
   never finished, S5a). Its dates stay incomplete and the ledger names it.
 
-A worker writes its contract's done row, then deletes its queued row (a crash in between leaves
+Each contract writes one done row and deletes one queued row, a worker's contracts together in
+one transaction each (one partition per kind and batch: at 100,000 contracts in a 10-minute run
+that is ~170 entities/s per partition, far below the service's ~2,000/s). A worker writes its
+contracts' done rows, then deletes their queued rows (a crash in between leaves
 both: the redelivered message writes the same done row again), then checks whether any queued row
 is left; the first to find none writes the ledger entries. The ledger entries of the batch's
 dates name the batch (``Batch``), so that the next run takes the unfinished work over instead of
@@ -24,23 +26,23 @@ loading every contract again, and a late worker of a superseded batch never writ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
+from azure.core.exceptions import HttpResponseError
+
 from invoicing.storage import rows
 from invoicing.storage.keys import encode_key
-from invoicing.storage.ops import upsert_op
+from invoicing.storage.ops import delete_op, upsert_op
 from invoicing.storage.store import Store
 
 PREFIX = "work:"
 HEADER_RK = "batch"
 PROBLEM = "p:"
 POISONED, BLOCKED = "poisoned", "blocked"
-BUCKETS = "0123456789abcdef"
 PART_CHARS = 30_000  # a property holds ~32K characters: longer texts go over several
 COUNT_KEYS = ("Invoices", "Held", "Skipped", "InvoicedLines")
 
@@ -50,14 +52,8 @@ def new_batch(now: datetime) -> str:
     return f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def _bucket(contract_id: str) -> str:
-    return hashlib.sha256(contract_id.encode("utf-8", "surrogatepass")).hexdigest()[0]
-
-
-def _pk(batch: str, kind: str = "", contract_id: str | None = None) -> str:
-    if contract_id is None:
-        return f"{PREFIX}{batch}"
-    return f"{PREFIX}{batch}:{kind}{_bucket(contract_id)}"
+def _pk(batch: str, kind: str = "") -> str:
+    return f"{PREFIX}{batch}:{kind}" if kind else f"{PREFIX}{batch}"
 
 
 def _days(text: str | None) -> list[date]:
@@ -103,7 +99,7 @@ def header_entity(
 
 def queued_entity(batch: str, contract_id: str) -> dict[str, Any]:
     return {
-        "PartitionKey": _pk(batch, "q", contract_id),
+        "PartitionKey": _pk(batch, "q"),
         "RowKey": encode_key(contract_id),
         "ContractId": contract_id,
     }
@@ -131,7 +127,7 @@ def done_entity(
         for d, m in sorted(markers.items())
     }
     return {
-        "PartitionKey": _pk(batch, "d", contract_id),
+        "PartitionKey": _pk(batch, "d"),
         "RowKey": encode_key(contract_id),
         "ContractId": contract_id,
         **_split("Markers", json.dumps(counts, separators=(",", ":"))),
@@ -190,10 +186,7 @@ def queued(store: Store, batch: str) -> list[str]:
     return [
         r["ContractId"]
         for r in store.query(
-            store.globals,
-            "PartitionKey ge @lo and PartitionKey le @hi",
-            {"lo": _pk(batch) + ":q0", "hi": _pk(batch) + ":qf"},
-            select=["ContractId"],
+            store.globals, "PartitionKey eq @pk", {"pk": _pk(batch, "q")}, select=["ContractId"]
         )
     ]
 
@@ -201,9 +194,7 @@ def queued(store: Store, batch: str) -> list[str]:
 def any_queued(store: Store, batch: str) -> bool:
     """Whether the batch still waits for some contract: the first row found, not all of them."""
     pages = store.globals.query_entities(
-        "PartitionKey ge @lo and PartitionKey le @hi",
-        parameters={"lo": _pk(batch) + ":q0", "hi": _pk(batch) + ":qf"},
-        select=["RowKey"],
+        "PartitionKey eq @pk", parameters={"pk": _pk(batch, "q")}, select=["RowKey"],
         results_per_page=1,
     ).by_page()
     # a page can be empty and still carry a continuation: the first row, not the first page
@@ -219,40 +210,55 @@ def problems(store: Store, batch: str) -> list[dict[str, Any]]:
 
 
 def done(store: Store, batch: str) -> list[dict[str, Any]]:
-    return store.query(
-        store.globals,
-        "PartitionKey ge @lo and PartitionKey le @hi",
-        {"lo": _pk(batch) + ":d0", "hi": _pk(batch) + ":df"},
-    )
+    return store.query(store.globals, "PartitionKey eq @pk", {"pk": _pk(batch, "d")})
 
 
 def record_done(
-    store: Store, batch: str, contract_id: str, markers: Mapping[date, Mapping[str, Any]]
+    store: Store, batch: str, markers: Mapping[str, Mapping[date, Mapping[str, Any]]]
 ) -> None:
-    """The contract committed: its done row first, then its queued row (and any problem row a
-    previous delivery left) deleted."""
-    store.upsert(store.globals, done_entity(batch, contract_id, markers), "work-done")
-    clear(store, batch, contract_id, problem=True)
-
-
-def record_problem(
-    store: Store, batch: str, contract_id: str, kind: str, reason: str, dates: Iterable[date]
-) -> None:
-    """The contract cannot be invoiced by this batch: its problem row, then its queued row
-    deleted (so the batch can finish, incomplete, naming it)."""
-    store.upsert(
-        store.globals, problem_entity(batch, contract_id, kind, reason, dates), "work-problem"
+    """Contracts of the batch committed (ContractId -> its markers per date): their done rows
+    first, then their queued rows deleted."""
+    store.submit(
+        store.globals,
+        [upsert_op(done_entity(batch, c, m)) for c, m in markers.items()],
+        "work-done",
     )
-    clear(store, batch, contract_id)
+    _delete(store, [queued_entity(batch, c) for c in markers])
 
 
-def clear(store: Store, batch: str, contract_id: str, *, problem: bool = False) -> None:
-    row = queued_entity(batch, contract_id)
-    store.delete_if_present(store.globals, row["PartitionKey"], row["RowKey"], "work-clear")
-    if problem:
-        store.delete_if_present(
-            store.globals, _pk(batch), PROBLEM + encode_key(contract_id), "work-clear"
-        )
+def record_problems(
+    store: Store, batch: str, problems: Iterable[tuple[str, str, str]], dates: Iterable[date]
+) -> None:
+    """Contracts the batch cannot invoice, as (ContractId, kind, reason): their problem rows,
+    then their queued rows deleted (so the batch can finish, incomplete, naming them)."""
+    problems = list(problems)
+    days = list(dates)
+    store.submit(
+        store.globals,
+        [upsert_op(problem_entity(batch, c, kind, reason, days)) for c, kind, reason in problems],
+        "work-problem",
+    )
+    _delete(store, [queued_entity(batch, c) for c, _, _ in problems])
+
+
+def clear_problems(store: Store, batch: str, contract_ids: Iterable[str]) -> None:
+    """Problem rows a previous delivery left for contracts that have now committed."""
+    _delete(
+        store,
+        [{"PartitionKey": _pk(batch), "RowKey": PROBLEM + encode_key(c)} for c in contract_ids],
+    )
+
+
+def _delete(store: Store, entities: list[Mapping[str, Any]]) -> None:
+    """Delete rows, in transactions when they are all there (the usual case); one by one, a row
+    already gone being fine, when one is missing (a duplicate delivery deleted it first)."""
+    try:
+        store.submit(store.globals, [delete_op(e) for e in entities], "work-clear")
+    except HttpResponseError as exc:
+        if exc.status_code != 404:
+            raise
+        for e in entities:
+            store.delete_if_present(store.globals, e["PartitionKey"], e["RowKey"], "work-clear")
 
 
 def importing(store: Store, contract_id: str) -> str | None:

@@ -83,7 +83,7 @@ def test_dispatch_and_queue_settings_are_validated():
 def test_host_json_holds_the_queue_settings_the_worker_uses():
     host = queue_host()
     assert host.max_dequeue_count == 5
-    assert host.visibility_seconds == 30 and host.batch_size == 4 and host.new_batch_threshold == 2
+    assert host.visibility_seconds == 30 and host.batch_size == 16 and host.new_batch_threshold == 8
 
 
 def test_a_message_body_round_trips_and_anything_else_is_refused():
@@ -184,6 +184,38 @@ def test_workers_sigkilled_at_random_moments_then_a_drain_ends_with_a_clean_audi
     assert_same_as_one_clean_run(store, settings, data)
 
 
+@pytest.mark.slow
+def test_an_import_racing_the_workers_ends_with_a_clean_audit_and_every_date_completed(
+    store, storage_settings, storage_env
+):
+    """S9: a worker never interleaves with an import of the same contract (the N:state fence:
+    the loser's commit or import fails and is retried); whatever the interleaving, nothing is
+    invoiced twice and every date completes."""
+    settings = queued_settings(storage_settings)
+    imported(store, settings, 46, contracts=10, txns=600)
+    more = workbook(random_book(46, contracts=10, transactions=800))  # the same + 200 items
+    services.run_daily(store, settings, span=(START, END))
+    env = queue_env(storage_env, settings)
+    pair = [
+        cli(env, "worker", "--visibility-seconds", "2", "--idle-seconds", "3") for _ in range(2)
+    ]
+    time.sleep(1.2)  # the workers are committing
+    for attempt in range(10):  # an import that met a worker's commit fails, naming it: again
+        try:
+            services.import_workbook(store, more, settings)
+            break
+        except Exception as exc:
+            assert attempt < 9, exc
+            time.sleep(0.3)
+    for process in pair:
+        process.wait(timeout=240)
+        process.communicate()
+    (code, out, err), = workers(env, 1, "--visibility-seconds", "2")
+    assert code == 0, (out, err)
+    assert all_completed(store)
+    assert services.audit(store, settings) == []
+
+
 # ---- poison -------------------------------------------------------------------------------------
 
 
@@ -237,6 +269,8 @@ def test_a_poison_message_names_its_contract_while_the_others_are_invoiced_then_
     assert all(broken in e["failed_contracts"] for e in entries)
     report = services.health_report(store)
     assert report["status"] == "attention" and len(report["incomplete_dates"]) == len(entries)
+    assert set(report["failed_contracts"]) == set(report["incomplete_dates"])
+    assert all(list(named) == [broken] for named in report["failed_contracts"].values())
     violations = services.audit(store, settings)
     assert any(f"contract {broken} failed" in v and str(START) in v for v in violations)
     assert main(["audit"]) == 4
