@@ -52,6 +52,13 @@ def open_work_agrees(
             f"contract {contract_id}: its run state's shares to invoice again differ from its "
             "invoices: a run would bill them wrongly"
         )
+    ran, markers = snapshot.ran_from(row), set(part.markers)
+    if ran != markers:
+        odd = sorted(d.isoformat() for d in ran ^ markers)
+        found.append(
+            f"contract {contract_id}: its run state's committed dates differ from its commit "
+            f"markers ({_some(odd)}): a run would plan a committed date again, or skip one"
+        )
     work = {e["RowKey"]: clean(e) for e in store.work_rows(contract_id)}
     missing = [e for e in part.config_entities() if work.get(e["RowKey"]) != clean(e)]
     if missing:

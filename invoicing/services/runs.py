@@ -348,6 +348,7 @@ class Planned(NamedTuple):
     markers: dict[date, dict[str, Any]] | None
     etag: str | None  # of ``N:state`` as read before the contract was loaded (None: no row)
     state: ContractState  # after the last plan (the state read when nothing is planned)
+    ran: frozenset[date]  # the run dates with a commit marker once this commit lands
     rebuild: list[Op]  # work-table writes that make it hold the open items (full loads only)
     work_items: list[dict[str, Any]]  # the item rows its work partition holds (after rebuild)
     full: bool  # loaded in full (no valid state): the commit writes a valid state back
@@ -363,7 +364,14 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
     state_row = store.state_row(contract_id)  # first: its ETag fences what is read after it
     etag = None if state_row is None else state_row.get("_etag")
     known = snapshot.state_from(state_row)
-    part = store.load(contract_id) if known is None else store.load_open(contract_id, dates)
+    ran = snapshot.ran_from(state_row)
+    part = None
+    if known is not None:
+        part = store.load_open(contract_id, [d for d in dates if d in ran])
+    if part is None:
+        known = None
+        part = store.load(contract_id)
+        ran = frozenset(part.markers)
     contract = part.contract()
     if contract is None:
         log.warning(
@@ -371,7 +379,7 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
             "import its workbook again",
             contract_id,
         )
-        return Planned(part, [], None, etag, ContractState(), [], [], False)
+        return Planned(part, [], None, etag, ContractState(), ran, [], [], False)
     rebuild: list[Op] = []
     full = known is None
     if known is None:
@@ -398,7 +406,8 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
             plans.append(plan)
             markers[plan.run_date] = _marker(part.pk, plan, 0)
             state = plan.state
-    return Planned(part, plans, markers, etag, state, rebuild, work_items, full)
+    ran = ran | {plan.run_date for plan in plans}
+    return Planned(part, plans, markers, etag, state, ran, rebuild, work_items, full)
 
 
 def _marker(pk: str, plan: ContractPlan, log_parts: int) -> dict[str, Any]:
@@ -414,7 +423,7 @@ def _write_plans(store: Store, planned: Planned) -> None:
         return
     pk = part.pk
     store.submit(store.work, planned.rebuild, "work-rebuild")  # the open items, before the state
-    state_op = snapshot.state_op(pk, planned.state, planned.etag)
+    state_op = snapshot.state_op(pk, planned.state, planned.ran, planned.etag)
     reserve = entity_size(state_op[1])
     units: list[tuple[str, Any]] = []  # ("pack", ops) | ("large", arguments of _commit_large)
     pack: list[Op] = []
@@ -445,7 +454,8 @@ def _write_plans(store: Store, planned: Planned) -> None:
     if len(units) > 1 or units[0][0] == "large":
         # several transactions: the state is stale until the last one lands (a crash in between
         # sends the next run to the full load), and that last one is fenced on the new ETag
-        state_op = snapshot.state_op(pk, planned.state, _fence_stale(store, pk, planned.etag))
+        etag = _fence_stale(store, pk, planned.etag)
+        state_op = snapshot.state_op(pk, planned.state, planned.ran, etag)
     for n, (kind, unit) in enumerate(units):
         last = [state_op] if n == len(units) - 1 else []
         try:

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Iterable, Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -69,9 +70,13 @@ def touch_entity(pk: str, stamp: str) -> dict[str, Any]:
     return {"PartitionKey": pk, "RowKey": STATE_KEY, "Touched": stamp}
 
 
-def state_entity(pk: str, state: ContractState) -> dict[str, Any]:
-    """``N:state`` holding ``state``; a stale one when the state is too large to keep."""
+def state_entity(
+    pk: str, state: ContractState, ran: Iterable[date] = ()
+) -> dict[str, Any]:
+    """``N:state`` holding ``state`` and the run dates committed so far (``ran``: a run needs
+    no marker read for the others); a stale one when the state is too large to keep."""
     doc = {
+        "ran": sorted(d.isoformat() for d in ran),
         "invoiced": sorted(_KIND[k] + i for k, i in state.invoiced),
         "nte": {line: str(v) for line, v in sorted(state.nte_used.items())},
         "open": {
@@ -95,14 +100,30 @@ def state_entity(pk: str, state: ContractState) -> dict[str, Any]:
     return entity
 
 
-def state_from(entity: Mapping[str, Any] | None) -> ContractState | None:
-    """The state a valid ``N:state`` holds; None when it is missing, stale or unreadable (the
-    run then loads the contract in full, which is always right)."""
+def ran_from(entity: Mapping[str, Any] | None) -> frozenset[date]:
+    """The run dates a valid ``N:state`` says have their commit marker (empty otherwise)."""
+    doc = _doc(entity)
+    return frozenset() if doc is None else frozenset(map(date.fromisoformat, doc["ran"]))
+
+
+def _doc(entity: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not entity or entity.get("Valid") is not True or entity.get("Version") != VERSION:
         return None
     try:
         blob = b"".join(bytes(entity[f"S{n}"]) for n in range(int(entity["Parts"])))
         doc = json.loads(zlib.decompress(blob))
+    except (KeyError, ValueError, TypeError, zlib.error):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def state_from(entity: Mapping[str, Any] | None) -> ContractState | None:
+    """The state a valid ``N:state`` holds; None when it is missing, stale or unreadable (the
+    run then loads the contract in full, which is always right)."""
+    doc = _doc(entity)
+    if doc is None:
+        return None
+    try:
         return ContractState(
             frozenset((_SOURCE[k[0]], k[1:]) for k in doc["invoiced"]),
             {line: Decimal(v) for line, v in doc["nte"].items()},
@@ -113,7 +134,7 @@ def state_from(entity: Mapping[str, Any] | None) -> ContractState | None:
                 for k, v in doc["open"].items()
             },
         )
-    except (KeyError, ValueError, TypeError, IndexError, zlib.error):
+    except (KeyError, ValueError, TypeError, IndexError):
         return None
 
 
@@ -122,10 +143,10 @@ def is_open_item_key(row_key: str) -> bool:
     return row_key[:2] in ("T:", "M:")
 
 
-def state_op(pk: str, state: ContractState, etag: str | None) -> Op:
+def state_op(pk: str, state: ContractState, ran: Iterable[date], etag: str | None) -> Op:
     """The transaction operation writing ``state``: on the ETag read, or created if there was
     no row (either fails the whole transaction if someone wrote the row meanwhile)."""
-    entity = state_entity(pk, state)
+    entity = state_entity(pk, state, ran)
     return create_op(entity) if etag is None else replace_if_op(entity, etag)
 
 

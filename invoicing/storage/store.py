@@ -312,26 +312,22 @@ class Store(RangeReads):
         """The contract's work partition: its configuration and open items (``snapshot``)."""
         return self.query(self.work, "PartitionKey eq @pk", {"pk": encode_key(contract_id)})
 
-    def load_open(self, contract_id: str, dates: Sequence[date]) -> Partition:
+    def load_open(self, contract_id: str, committed: Sequence[date]) -> Partition | None:
         """What a run needs of a contract whose ``N:state`` is valid: the work partition (one
-        query of a table without history) and the commit markers of ``dates`` (point reads for
-        a few dates, else one range query): never its invoices."""
+        query of a table without history) and the commit markers of ``committed`` (the run's
+        dates the state says were committed: point reads, usually none), never its invoices.
+        None when one of those markers is missing (the state cannot be trusted then)."""
         pk = encode_key(contract_id)
         part = Partition(pk)
         with self._count_lock:
             self.loads.append(contract_id)
         for e in self.work_rows(contract_id):
             part.add(e)
-        days = sorted(set(dates))
-        if len(days) <= MARKER_POINT_READS:
-            found = [self.get(self.table, pk, codec.marker_key(d)) for d in days]
-        else:
-            found = self.partition_rows(
-                pk, codec.marker_key(days[0]), codec.marker_key(days[-1]) + "~"
-            )
-        for e in found:
-            if e is not None:
-                part.add(e)
+        for d in sorted(set(committed)):
+            marker = self.get(self.table, pk, codec.marker_key(d))
+            if marker is None:
+                return None
+            part.add(marker)
         return part
 
     def load_invoices(self, contract_id: str, log_span: tuple[date, date] | None) -> Partition:
@@ -528,7 +524,6 @@ class Store(RangeReads):
 
 TRANSIENT_RETRIES = 3  # an upsert-only transaction that met a reset connection or a 500/503
 POINT_LOOKUPS = 2000
-MARKER_POINT_READS = 3  # a run of up to this many dates reads their markers by point reads
 
 
 def changed_meanwhile(exc: TableTransactionError) -> bool:
