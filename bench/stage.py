@@ -215,15 +215,21 @@ def p4(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     }
 
 
-def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
+ContractOps = tuple[list[tuple], list[tuple], list[tuple]]  # main table, work table, N:state
+
+
+def _import_ops(portfolio) -> tuple[list[ContractOps], list[tuple]]:
     """Per contract, the operations ``import_portfolio`` submits into an empty store (items in
-    milestone-then-transaction order, its due-index state, the configuration last), and the
-    globals operations: the registry, the transaction index (W9) and the due-date index (S8)."""
-    from invoicing.storage import codec, due, rows
+    milestone-then-transaction order, its due-index state, the configuration last; the same
+    items and configuration into the work table; then its empty ``N:state``), and the globals
+    operations: the registry, the transaction index (W9) and the due-date index (S8)."""
+    from invoicing.shares import ContractState
+    from invoicing.storage import codec, due, rows, snapshot
     from invoicing.storage.keys import encode_key
+    from invoicing.storage.ops import create_op
     from invoicing.storage.store import upsert_op
 
-    per_contract: list[list[tuple]] = []
+    per_contract: list[ContractOps] = []
     globals_ops: list[tuple] = []
     due_rows: dict[tuple[str, str], dict] = {}
     for order, contract in enumerate(portfolio.contracts):
@@ -233,7 +239,10 @@ def _import_ops(portfolio) -> tuple[list[list[tuple]], list[tuple]]:
         index = due.contract_index(contract)
         ops.append(upsert_op(due.state_entity(pk, index)))
         ops.extend(upsert_op(e) for e in codec.config_entities(pk, contract, order))
-        per_contract.append(ops)
+        # S8: the work table's copy of the items and configuration, then the empty state
+        work = [op for op in ops if op[1]["RowKey"][:1] in ("T", "M", "C")]
+        state = [create_op(snapshot.state_entity(pk, ContractState()))]
+        per_contract.append((ops, work, state))
         globals_ops.append(upsert_op(rows.registry_entity(contract.contract_id, order)))
         globals_ops += [
             upsert_op(rows.txn_index_entity(t.transaction_id, contract.contract_id))
@@ -250,6 +259,12 @@ def _tables(args: argparse.Namespace):
 
     store = open_store(_settings(args))  # the same two tables, created like the store does
     return store.table, store.globals
+
+
+def _work_table(args: argparse.Namespace):
+    from invoicing.services import open_store
+
+    return open_store(_settings(args)).work
 
 
 def _submit_all(client, ops: list[tuple]) -> int:
@@ -273,6 +288,7 @@ def p4_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     items = _transactions(portfolio)
     del portfolio
     table, globals_ = _tables(args)
+    work = _work_table(args)
     workers = _storage_workers()
     _freeze()
     reset_peak_rss()
@@ -280,8 +296,13 @@ def p4_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     by_pk: dict[str, list[tuple]] = {}
     for op in registry:  # the registry and both indexes, partition by partition, in parallel
         by_pk.setdefault(op[1]["PartitionKey"], []).append(op)
+
+    def contract(entry: ContractOps) -> int:
+        ops, work_ops, state = entry
+        return _submit_all(table, ops) + _submit_all(work, work_ops) + _submit_all(table, state)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        batches = sum(pool.map(lambda ops: _submit_all(table, ops), per_contract))
+        batches = sum(pool.map(contract, per_contract))
         batches += sum(pool.map(lambda ops: _submit_all(globals_, ops), list(by_pk.values())))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "items": items, "batches": batches}

@@ -126,10 +126,14 @@ class Settings:
         # Table names are 3-63 ASCII letters and digits starting with a letter, and the longest
         # name made from the prefix is prefix + "globals".
         if not (
-            prefix.isascii() and prefix.isalnum() and prefix[0].isalpha() and len(prefix) <= 56
+            prefix.isascii()
+            and prefix.isalnum()
+            and prefix[:1].isalpha()
+            and 3 <= len(prefix) <= 56
         ):
+            # the prefix alone names the main table, and a table name is at least 3 characters
             raise SettingsError(
-                f'INVOICE_TABLE_PREFIX "{prefix}" must be 1 to 56 ASCII letters and digits, '
+                f'INVOICE_TABLE_PREFIX "{prefix}" must be 3 to 56 ASCII letters and digits, '
                 "starting with a letter"
             )
         if self.dispatch not in DISPATCH_MODES:

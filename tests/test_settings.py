@@ -105,3 +105,13 @@ def test_number_prefixes_never_let_an_invoice_and_a_credit_note_share_a_number(
     else:
         with pytest.raises(SettingsError):
             Settings.from_env(env)
+
+
+@pytest.mark.parametrize("prefix", ["ab", "1abc", "in-voicing", "é" * 3, "a" * 57])
+def test_a_table_prefix_that_cannot_name_a_table_is_refused(prefix):
+    with pytest.raises(SettingsError, match="3 to 56 ASCII letters and digits"):
+        Settings.from_env({"INVOICE_TABLE_PREFIX": prefix})
+
+
+def test_the_shortest_table_prefix_names_valid_tables():
+    assert Settings.from_env({"INVOICE_TABLE_PREFIX": "inv"}).table_prefix == "inv"
