@@ -28,7 +28,7 @@ from invoicing.services.common import DEFAULT_WORKERS, parallel
 from invoicing.services.lifecycle import CREDIT_NOTES, INVOICES, settle_pending_number
 from invoicing.settings import Settings
 from invoicing.shares import item_amounts, item_entries, share_records, state_from_invoices
-from invoicing.storage import codec, rows
+from invoicing.storage import codec, rows, work
 from invoicing.storage.keys import describe_key, encode_key
 from invoicing.storage.store import Partition, Store
 from invoicing.tax import invoice_tax
@@ -128,6 +128,15 @@ def ledger_dates_finished(store: Store, note: str) -> list[str]:
                     f"run date {d} is incomplete: contract {contract_id} failed ({reason}); "
                     "the next run redoes it"
                 )
+        elif state != catchup.COMPLETED and work.ledger_batch(e):
+            batch = work.ledger_batch(e) or ""
+            waiting = work.queued(store, batch)
+            found.append(
+                f"run date {d} was dispatched on the work queue ({e.get('Started')}, batch "
+                f"{batch}) and is not completed: {len(waiting)} contract(s) not committed yet"
+                + (f" ({', '.join(sorted(waiting)[:10])})" if waiting else "")
+                + "; workers (invoice_contracts, `worker`) finish it, or the next run (S9)"
+            )
         elif state != catchup.COMPLETED:
             found.append(f"run date {d} was started ({e.get('Started')}) but never completed{note}")
     return found

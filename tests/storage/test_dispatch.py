@@ -140,6 +140,9 @@ def test_a_message_delivered_twice_changes_nothing(store, storage_settings):
     data = imported(store, settings, 41, contracts=5, txns=300)
     queue = services.open_queue(settings)
     services.run_daily(store, settings, span=(START, END), queue=queue)
+    pending = services.audit(store, settings)  # dispatched, not invoiced yet: audit says so
+    assert any("dispatched on the work queue" in v and "5 contract(s) not committed" in v
+               for v in pending)
     deliveries = queue.receive(60, max_messages=32)
     assert len(deliveries) == 5
     for delivery in deliveries:  # every message twice, the second while the first is done
