@@ -129,7 +129,7 @@ def import_portfolio(
         problems.extend(
             _moved_transactions(store, portfolio, parts, locations, scan=scan, workers=workers)
         )
-        index_ops, stale_index = _due_index(portfolio, parts, writes, indexed)
+        index_ops, stale_index, due_states = _due_index(portfolio, parts, indexed)
         index_ops += _transaction_index(portfolio, parts, indexed)
         stored_seller = store.seller() if portfolio.seller is not None else None
         if problems:
@@ -167,6 +167,7 @@ def import_portfolio(
             (contract, order_of[contract.contract_id])
             for contract, (_, ops, config) in zip(portfolio.contracts, writes, strict=True)
             if ops or config is not None or contract.contract_id in unfinished
+            or contract.contract_id in due_states
         ]
         started = now_text()
         store.submit(
@@ -182,6 +183,9 @@ def import_portfolio(
         store.submit(store.globals, index_ops, "due-index", workers=workers)
         for pk, rk in stale_index:
             store.delete_if_present(store.globals, pk, rk, "due-index-stale")
+        # each contract's record of what it put in the index comes after the index itself:
+        # an import that dies before it leaves the old record, so the next one cleans again
+        store.submit(store.table, list(due_states.values()), "due-state", workers=workers)
         store.submit(
             store.globals,
             [upsert_op(rows.registry_entity(c.contract_id, o, indexed=True)) for c, o in touched],
@@ -201,19 +205,20 @@ def import_portfolio(
 def _due_index(
     portfolio: Portfolio,
     parts: Sequence[Partition],
-    writes: list[tuple[Partition, list[Op], list[dict[str, Any]] | None]],
     indexed: set[str],
-) -> tuple[list[Op], list[tuple[str, str]]]:
+) -> tuple[list[Op], list[tuple[str, str]], dict[str, Op]]:
     """The due-date index rows (``storage.due``) of every contract of the upload whose index
-    changes or is not there yet: their globals upserts and stale keys; each such contract's
-    ``N:due`` row joins its own writes (so the contract counts as written: S5a covers it).
+    changes or is not there yet: their globals upserts and stale keys, and per such contract
+    its ``N:due`` row (written after the index rows; the contract counts as written, so S5a
+    covers it).
 
     A contract is due on its lines' schedules (this upload's configuration) and on the dates of
     all its milestones, stored and uploaded (items are never deleted), and on the dates of its
     uncommitted (Pending) invoice rows, which a run must still clean."""
     rows_by_key: dict[tuple[str, str], dict[str, Any]] = {}  # pattern rows are shared
     stale: list[tuple[str, str]] = []
-    for contract, part, (_, item_ops, _) in zip(portfolio.contracts, parts, writes, strict=True):
+    states: dict[str, Op] = {}
+    for contract, part in zip(portfolio.contracts, parts, strict=True):
         milestones = {m.milestone_id: m for m in _stored_milestones(part)}
         milestones.update((m.milestone_id, m) for m in contract.milestones)
         merged = Contract(
@@ -231,8 +236,8 @@ def _due_index(
         for e in due.index_entities(contract.contract_id, new):
             rows_by_key[(e["PartitionKey"], e["RowKey"])] = e
         stale.extend(due.stale_keys(contract.contract_id, old, new))
-        item_ops.append(upsert_op(due.state_entity(part.pk, new)))
-    return [upsert_op(e) for e in rows_by_key.values()], stale
+        states[contract.contract_id] = upsert_op(due.state_entity(part.pk, new))
+    return [upsert_op(e) for e in rows_by_key.values()], stale, states
 
 
 def _state_fence(part: Partition, config_changed: bool, stamp: str) -> tuple[list[Op], bool]:

@@ -97,7 +97,12 @@ class Store(RangeReads):
     def __init__(self, connection: str, prefix: str = "invoicing"):
         self.connection = connection
         self.prefix = prefix
-        self.service = TableServiceClient.from_connection_string(connection)
+        # azure-core's default retries (10, backing off up to 120 s) could send a write cleared
+        # by the lease check long after the lease might have expired (R18): a few short ones,
+        # and ``transact`` retries an idempotent transaction itself, after a new lease check
+        self.service = TableServiceClient.from_connection_string(
+            connection, retry_total=3, retry_backoff_factor=0.5, retry_backoff_max=4
+        )
         self.table: TableClient = self.service.get_table_client(prefix)
         self.globals: TableClient = self.service.get_table_client(prefix + "globals")
         # each contract's configuration and open items, apart from its history (``snapshot``)
