@@ -22,9 +22,15 @@ def open_work_agrees(
 ) -> list[str]:
     """S8: the contract's ``N:state`` (when valid) and its work partition against its history."""
     row = part.state_row
-    kept = snapshot.state_from(row)
-    if kept is None:
+    whole = snapshot.kept_from(row)
+    if whole is None:
+        if row is not None and row.get("Valid") is True and row.get("Version") == snapshot.VERSION:
+            return [
+                f"contract {contract_id}: its N:state row cannot be read; a run reads the "
+                "contract in full while it is so (delete the row: the next run rebuilds it)"
+            ]
         return []  # missing or stale: the next run loads the contract in full, which is right
+    kept = whole.state
     found: list[str] = []
     truth = state_from_invoices(contract, invoices)
     lines = {line.line_id for line in contract.lines if line.not_to_exceed is not None}
@@ -52,12 +58,18 @@ def open_work_agrees(
             f"contract {contract_id}: its run state's shares to invoice again differ from its "
             "invoices: a run would bill them wrongly"
         )
-    ran, markers = snapshot.ran_from(row), set(part.markers)
+    ran, markers = whole.ran, set(part.markers)
     if ran != markers:
         odd = sorted(d.isoformat() for d in ran ^ markers)
         found.append(
             f"contract {contract_id}: its run state's committed dates differ from its commit "
             f"markers ({_some(odd)}): a run would plan a committed date again, or skip one"
+        )
+    pending = part.pending_dates()
+    if not pending <= whole.pending:
+        found.append(
+            f"contract {contract_id}: Pending rows of {_some(sorted(map(str, pending)))} that "
+            "its run state does not name: a run of that date would not clean them"
         )
     work = {e["RowKey"]: clean(e) for e in store.work_rows(contract_id)}
     missing = [e for e in part.config_entities() if work.get(e["RowKey"]) != clean(e)]

@@ -18,7 +18,7 @@ from invoicing.shares import ContractState, item_entries, share_records, state_f
 from invoicing.storage import codec, due, rows, snapshot
 from invoicing.storage.errors import StateChanged
 from invoicing.storage.keys import describe_key, encode_key
-from invoicing.storage.ops import create_op, merge_if_op, replace_if_op
+from invoicing.storage.ops import create_op, merge_if_op, merge_op, replace_if_op
 from invoicing.storage.store import (
     Op,
     Partition,
@@ -141,24 +141,29 @@ def import_portfolio(
                 ops = [*ops, *(upsert_op(e) for e in config)]
             if not ops:
                 return
-            # S8: the contract's state row is fenced (or made stale) in the first transaction,
-            # the items and configuration are copied to the work table, and a brand-new
-            # contract gets its (empty) state last (``storage.snapshot``)
+            # S8 (``storage.snapshot``): the contract's state row is fenced (or made stale) on
+            # the ETag read first; then the work table's copies, before the main rows (a crash
+            # in between leaves main rows that differ, so importing again writes both); then
+            # the state row is touched again (a queue worker that read it meanwhile fails its
+            # commit), or a brand-new contract gets its empty state
             fence, fresh = _state_fence(part, config is not None, started)
             try:
-                store.submit(store.table, [*fence, *ops], "import")
+                store.transact(store.table, fence, "import-fence")
             except TableTransactionError as exc:
                 if changed_meanwhile(exc):
-                    raise StateChanged(part.pk) from exc
+                    raise StateChanged(
+                        part.pk, then="import the workbook again", what="checked for import"
+                    ) from exc
                 raise
             work = [op for op in ops if op[0] == "upsert" and _work_row(op[1]["RowKey"])]
             store.submit(store.work, work, "import-work")
+            store.submit(store.table, ops, "import")
             if fresh:
-                store.transact(
-                    store.table,
-                    [create_op(snapshot.state_entity(part.pk, ContractState()))],
-                    "import-state",
-                )
+                state = snapshot.state_entity(part.pk, ContractState())
+                store.transact(store.table, [create_op(state)], "import-state")
+            else:
+                touch = snapshot.touch_entity(part.pk, now_text())
+                store.transact(store.table, [merge_op(touch)], "import-touch")
 
         # S5a: every contract this upload writes is marked Importing before its first write and
         # unmarked after the last, so a run never invoices a half-updated contract (it reports it)

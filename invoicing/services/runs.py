@@ -24,6 +24,7 @@ from invoicing.settings import Settings
 from invoicing.shares import state_from_invoices
 from invoicing.storage import codec, rows, snapshot
 from invoicing.storage.errors import LeaseLost, StateChanged, WriteRefused
+from invoicing.storage.keys import encode_key
 from invoicing.storage.store import (
     MAX_BATCH_BYTES,
     MAX_BATCH_OPS,
@@ -236,6 +237,26 @@ def invoice_contracts(
     ``failed`` and the others go on; the next run redoes its dates. The caller holds the lease
     (inline) or is a queue worker (S9)."""
     outcome = ContractsOutcome()
+    _invoice_rounds(store, contract_ids, dates, outcome, workers, progress)
+    # a contract whose state changed while it was planned (a cancel, an import, another worker)
+    # committed nothing: planned again once from what is stored now (committed dates are then
+    # skipped), the others already done
+    again = [c for c, why in outcome.failed.items() if why.startswith(StateChanged.__name__)]
+    if again:
+        for contract_id in again:
+            del outcome.failed[contract_id]
+        _invoice_rounds(store, again, dates, outcome, 1, None)
+    return outcome
+
+
+def _invoice_rounds(
+    store: Store,
+    contract_ids: list[str],
+    dates: list[date],
+    outcome: ContractsOutcome,
+    workers: int,
+    progress: Progress | None,
+) -> None:
     failed = outcome.failed
     for first in range(0, len(contract_ids), CONTRACTS_PER_ROUND):
         chunk = contract_ids[first : first + CONTRACTS_PER_ROUND]
@@ -268,7 +289,6 @@ def invoice_contracts(
                 outcome.markers[contract_id] = markers
         if progress is not None:
             progress(first + len(chunk), len(contract_ids))
-    return outcome
 
 
 def _run_dates(
@@ -347,10 +367,9 @@ class Planned(NamedTuple):
     plans: list[ContractPlan]
     markers: dict[date, dict[str, Any]] | None
     etag: str | None  # of ``N:state`` as read before the contract was loaded (None: no row)
-    state: ContractState  # after the last plan (the state read when nothing is planned)
-    ran: frozenset[date]  # the run dates with a commit marker once this commit lands
-    rebuild: list[Op]  # work-table writes that make it hold the open items (full loads only)
-    work_items: list[dict[str, Any]]  # the item rows its work partition holds (after rebuild)
+    kept: snapshot.Kept  # the N:state its commit writes (state after the last plan, ...)
+    rebuild: list[Op]  # full loads: the work-table writes making it hold what stays open
+    work_items: list[dict[str, Any]]  # fast path: the work rows read (the sweep deletes some)
     full: bool  # loaded in full (no valid state): the commit writes a valid state back
 
 
@@ -359,19 +378,26 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
 
     Markers are None for a contract that cannot be invoiced (no configuration: an import that
     never finished), so that its dates stay incomplete. With a valid ``N:state`` only the
-    contract's open work and the markers of ``dates`` are read (S8); otherwise the whole
-    partition, and the state comes from every invoice."""
+    contract's open work is read (S8); otherwise (or when a date to run has Pending leftovers
+    to clean, or the work rows are gone) the whole partition, and the state comes from every
+    invoice."""
     state_row = store.state_row(contract_id)  # first: its ETag fences what is read after it
     etag = None if state_row is None else state_row.get("_etag")
-    known = snapshot.state_from(state_row)
-    ran = snapshot.ran_from(state_row)
+    if store.lease is None and store.importing(contract_id):
+        # a queue worker (no lease: imports may run meanwhile) meets an import of the contract
+        # under way, or one that never finished (S5a): not invoiced now, its dates stay open
+        log.warning("contract %s is being imported: not invoiced now", contract_id)
+        empty = snapshot.Kept(ContractState(), frozenset(), frozenset())
+        return Planned(Partition(encode_key(contract_id)), [], None, etag, empty, [], [], False)
+    kept = snapshot.kept_from(state_row)
     part = None
-    if known is not None:
-        part = store.load_open(contract_id, [d for d in dates if d in ran])
+    if kept is not None and not kept.pending.intersection(dates):
+        part = store.load_open(contract_id, [d for d in dates if d in kept.ran])
+        if part is not None and part.config is None:
+            part = None  # the work rows are gone (a restored table?): read it all, rebuild
+    full = part is None
     if part is None:
-        known = None
         part = store.load(contract_id)
-        ran = frozenset(part.markers)
     contract = part.contract()
     if contract is None:
         log.warning(
@@ -379,20 +405,14 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
             "import its workbook again",
             contract_id,
         )
-        return Planned(part, [], None, etag, ContractState(), ran, [], [], False)
-    rebuild: list[Op] = []
-    full = known is None
-    if known is None:
-        known = state_from_invoices(contract, part.committed_invoices())
-        rebuild, work_items = snapshot.work_ops(
-            part.config_entities(),
-            [*part.transactions.values(), *part.milestones.values()],
-            store.work_rows(contract_id),
-            known,
-        )
+        empty = snapshot.Kept(ContractState(), frozenset(), frozenset())
+        return Planned(part, [], None, etag, empty, [], [], False)
+    if full:
+        state = state_from_invoices(contract, part.committed_invoices())
+        ran, pending_dates = frozenset(part.markers), part.pending_dates()
     else:
-        work_items = [*part.transactions.values(), *part.milestones.values()]
-    pending_dates = part.pending_dates()
+        assert kept is not None
+        state, ran, pending_dates = kept.state, kept.ran, set()
     markers: dict[date, dict[str, Any]] = {}
     plans: list[ContractPlan] = []
     # committed dates are done (their invoices are in the state); the others in date order
@@ -400,14 +420,22 @@ def _plan_contract(store: Store, contract_id: str, dates: list[date]) -> Planned
     for d in dates:
         if d in part.markers:
             markers[d] = part.markers[d]
-    state = known
-    for plan in engine.plan_dates(contract, todo, known):
+    for plan in engine.plan_dates(contract, todo, state):
         if plan.invoices or plan.log or plan.run_date in pending_dates:  # no due line: no write
             plans.append(plan)
             markers[plan.run_date] = _marker(part.pk, plan, 0)
             state = plan.state
-    ran = ran | {plan.run_date for plan in plans}
-    return Planned(part, plans, markers, etag, state, ran, rebuild, work_items, full)
+    committed = {plan.run_date for plan in plans}
+    after = snapshot.Kept(state, ran | committed, frozenset(set(pending_dates) - committed))
+    items = [*part.transactions.values(), *part.milestones.values()]
+    if not full:
+        return Planned(part, plans, markers, etag, after, [], items, full)
+    # the work rows as they must be once this commit lands (the items it invoices left out):
+    # the state stays stale until then, so they are trusted only if it does
+    rebuild, _ = snapshot.work_ops(
+        part.config_entities(), items, store.work_rows(contract_id), state
+    )
+    return Planned(part, plans, markers, etag, after, rebuild, [], full)
 
 
 def _marker(pk: str, plan: ContractPlan, log_parts: int) -> dict[str, Any]:
@@ -422,8 +450,19 @@ def _write_plans(store: Store, planned: Planned) -> None:
     if not plans and not planned.full:
         return
     pk = part.pk
-    store.submit(store.work, planned.rebuild, "work-rebuild")  # the open items, before the state
-    state_op = snapshot.state_op(pk, planned.state, planned.ran, planned.etag)
+    etag = planned.etag
+    if planned.full:
+        # before the work rows are rebuilt from what was read: if anything changed since, the
+        # rebuild must not land (it would be trusted once a valid state is written)
+        etag = _fence_stale(store, pk, etag, "the work rows are being rebuilt")
+        try:
+            store.submit(store.work, planned.rebuild, "work-rebuild")
+        except TableTransactionError as exc:
+            # a work row was rewritten (or deleted) since it was read
+            if changed_meanwhile(exc) or getattr(exc, "status_code", None) == 404:
+                raise StateChanged(pk) from exc
+            raise
+    state_op = snapshot.state_op(pk, planned.kept, etag)
     reserve = entity_size(state_op[1])
     units: list[tuple[str, Any]] = []  # ("pack", ops) | ("large", arguments of _commit_large)
     pack: list[Op] = []
@@ -451,11 +490,11 @@ def _write_plans(store: Store, planned: Planned) -> None:
         units.append(("large", (plan, invoice_rows, stale, marker, logs)))
     if pack or not units:
         units.append(("pack", pack))
-    if len(units) > 1 or units[0][0] == "large":
+    if not planned.full and (len(units) > 1 or units[0][0] == "large"):
         # several transactions: the state is stale until the last one lands (a crash in between
-        # sends the next run to the full load), and that last one is fenced on the new ETag
-        etag = _fence_stale(store, pk, planned.etag)
-        state_op = snapshot.state_op(pk, planned.state, planned.ran, etag)
+        # sends the next run to the full read), and that last one is fenced on the new ETag
+        etag = _fence_stale(store, pk, etag, "a commit in several transactions is under way")
+        state_op = snapshot.state_op(pk, planned.kept, etag)
     for n, (kind, unit) in enumerate(units):
         last = [state_op] if n == len(units) - 1 else []
         try:
@@ -467,12 +506,13 @@ def _write_plans(store: Store, planned: Planned) -> None:
             if last and changed_meanwhile(exc):
                 raise StateChanged(part.pk) from exc
             raise
-    _sweep(store, planned)
+    if not planned.full:
+        _sweep(store, planned)
 
 
-def _fence_stale(store: Store, pk: str, etag: str | None) -> str | None:
+def _fence_stale(store: Store, pk: str, etag: str | None, why: str) -> str | None:
     """Make ``N:state`` stale on the ETag read (or create it stale); its new ETag."""
-    stale = snapshot.stale_entity(pk, "a commit in several transactions is under way")
+    stale = snapshot.stale_entity(pk, why)
     try:
         if etag is None:
             meta = store.create(store.table, stale, "state-stale")
@@ -484,15 +524,16 @@ def _fence_stale(store: Store, pk: str, etag: str | None) -> str | None:
 
 
 def _sweep(store: Store, planned: Planned) -> None:
-    """After the commit: the work rows of items now invoiced go (best effort: a row left
-    behind is read as invoiced by the state, and swept by the next run)."""
-    ops = snapshot.sweep_ops(planned.work_items, planned.state)
+    """After the commit: the work rows of items now invoiced go, each on the ETag it was read
+    with (best effort: a row left behind is read as invoiced by the state, and swept by a
+    later run)."""
+    ops = snapshot.sweep_ops(planned.work_items, planned.kept.state)
     try:
         store.submit(store.work, ops, "work-sweep")
     except (LeaseLost, WriteRefused):
         raise
     except Exception:  # the commit landed; only tidying failed
-        log.warning("contract %s: work rows not swept; the next run does it", planned.part.pk)
+        log.warning("contract %s: work rows not swept; a later run does it", planned.part.pk)
 
 
 def _commit_large(

@@ -3,6 +3,8 @@ and statuses (CLI: LeaseHeld 3, the others 1; HTTP: LeaseHeld 409, NotFound 404,
 
 from __future__ import annotations
 
+from invoicing.storage.keys import describe_key
+
 
 class StorageError(Exception):
     """Base class: a storage-backed operation could not be done; the message says why."""
@@ -67,8 +69,10 @@ class StateChanged(StorageError):
     """A contract's state changed while a run planned it (a cancel, a credit, an import, another
     worker): the commit was refused whole; the contract is redone from what is stored now."""
 
-    def __init__(self, pk: str) -> None:
+    def __init__(
+        self, pk: str, then: str = "the next run (or delivery) invoices it", what: str = "invoiced"
+    ) -> None:
         super().__init__(
-            f"contract {pk}: its invoices changed while it was being invoiced; nothing of this "
-            "attempt was committed, and the next run (or delivery) invoices it"
+            f"contract {describe_key(pk)}: it changed while it was being {what}; nothing of "
+            f"this attempt was committed, and {then}"
         )

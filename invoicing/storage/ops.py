@@ -63,3 +63,8 @@ def merge_if_op(entity: Mapping[str, Any], etag: str) -> Op:
     """Merge ``entity``'s properties in a transaction only if the row is unchanged since read."""
     guard = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
     return ("update", clean(entity), {"mode": UpdateMode.MERGE, **guard})
+
+
+def merge_op(entity: Mapping[str, Any]) -> Op:
+    """Merge ``entity``'s properties into its row, creating it if missing."""
+    return ("upsert", clean(entity), {"mode": UpdateMode.MERGE})

@@ -45,14 +45,16 @@ import zlib
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
+
+from azure.core import MatchConditions
 
 from invoicing.model import ItemKey, Share, SourceType
 from invoicing.shares import ContractState
-from invoicing.storage.ops import Op, clean, create_op, delete_op, replace_if_op, upsert_op
+from invoicing.storage.ops import Op, clean, create_op, replace_if_op
 
 STATE_KEY = "N:state"
-VERSION = 1
+VERSION = 2  # 2: with the committed run dates and the dates with Pending leftovers
 CHUNK = 60_000  # bytes per binary property (the service caps one at 64 KiB)
 MAX_BYTES = 600_000  # larger states are not kept: such a contract always loads in full
 
@@ -70,13 +72,26 @@ def touch_entity(pk: str, stamp: str) -> dict[str, Any]:
     return {"PartitionKey": pk, "RowKey": STATE_KEY, "Touched": stamp}
 
 
+class Kept(NamedTuple):
+    """What a valid ``N:state`` holds."""
+
+    state: ContractState
+    ran: frozenset[date]  # the run dates with a commit marker
+    pending: frozenset[date]  # run dates with Pending leftovers a run of them must clean
+
+
 def state_entity(
-    pk: str, state: ContractState, ran: Iterable[date] = ()
+    pk: str,
+    state: ContractState,
+    ran: Iterable[date] = (),
+    pending: Iterable[date] = (),
 ) -> dict[str, Any]:
-    """``N:state`` holding ``state`` and the run dates committed so far (``ran``: a run needs
-    no marker read for the others); a stale one when the state is too large to keep."""
+    """``N:state`` holding ``state``, the run dates committed so far (``ran``: a run reads no
+    marker for the others) and the dates with Pending leftovers (a run of one of them reads the
+    whole partition, to clean them); a stale one when it is too large to keep."""
     doc = {
         "ran": sorted(d.isoformat() for d in ran),
+        "pending": sorted(d.isoformat() for d in pending),
         "invoiced": sorted(_KIND[k] + i for k, i in state.invoiced),
         "nte": {line: str(v) for line, v in sorted(state.nte_used.items())},
         "open": {
@@ -100,42 +115,37 @@ def state_entity(
     return entity
 
 
-def ran_from(entity: Mapping[str, Any] | None) -> frozenset[date]:
-    """The run dates a valid ``N:state`` says have their commit marker (empty otherwise)."""
-    doc = _doc(entity)
-    return frozenset() if doc is None else frozenset(map(date.fromisoformat, doc["ran"]))
-
-
-def _doc(entity: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def kept_from(entity: Mapping[str, Any] | None) -> Kept | None:
+    """What a valid ``N:state`` holds; None when it is missing, stale, of another version or
+    unreadable in any part (the run then loads the contract in full, which is always right)."""
     if not entity or entity.get("Valid") is not True or entity.get("Version") != VERSION:
         return None
     try:
         blob = b"".join(bytes(entity[f"S{n}"]) for n in range(int(entity["Parts"])))
         doc = json.loads(zlib.decompress(blob))
-    except (KeyError, ValueError, TypeError, zlib.error):
+        return Kept(
+            ContractState(
+                frozenset((_SOURCE[k[0]], k[1:]) for k in doc["invoiced"]),
+                {line: Decimal(v) for line, v in doc["nte"].items()},
+                {
+                    (_SOURCE[k[0]], k[1:]): tuple(
+                        Share(c, name, Decimal(pct), Decimal(amount))
+                        for c, name, pct, amount in v
+                    )
+                    for k, v in doc["open"].items()
+                },
+            ),
+            frozenset(map(date.fromisoformat, doc["ran"])),
+            frozenset(map(date.fromisoformat, doc["pending"])),
+        )
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, zlib.error):
         return None
-    return doc if isinstance(doc, dict) else None
 
 
 def state_from(entity: Mapping[str, Any] | None) -> ContractState | None:
-    """The state a valid ``N:state`` holds; None when it is missing, stale or unreadable (the
-    run then loads the contract in full, which is always right)."""
-    doc = _doc(entity)
-    if doc is None:
-        return None
-    try:
-        return ContractState(
-            frozenset((_SOURCE[k[0]], k[1:]) for k in doc["invoiced"]),
-            {line: Decimal(v) for line, v in doc["nte"].items()},
-            {
-                (_SOURCE[k[0]], k[1:]): tuple(
-                    Share(c, name, Decimal(pct), Decimal(amount)) for c, name, pct, amount in v
-                )
-                for k, v in doc["open"].items()
-            },
-        )
-    except (KeyError, ValueError, TypeError, IndexError):
-        return None
+    """The state a valid ``N:state`` holds (``kept_from``)."""
+    kept = kept_from(entity)
+    return None if kept is None else kept.state
 
 
 def is_open_item_key(row_key: str) -> bool:
@@ -143,10 +153,10 @@ def is_open_item_key(row_key: str) -> bool:
     return row_key[:2] in ("T:", "M:")
 
 
-def state_op(pk: str, state: ContractState, ran: Iterable[date], etag: str | None) -> Op:
-    """The transaction operation writing ``state``: on the ETag read, or created if there was
+def state_op(pk: str, kept: Kept, etag: str | None) -> Op:
+    """The transaction operation writing ``kept``: on the ETag read, or created if there was
     no row (either fails the whole transaction if someone wrote the row meanwhile)."""
-    entity = state_entity(pk, state, ran)
+    entity = state_entity(pk, kept.state, kept.ran, kept.pending)
     return create_op(entity) if etag is None else replace_if_op(entity, etag)
 
 
@@ -167,16 +177,31 @@ def work_ops(
     desired = {e["RowKey"]: clean(e) for e in config_rows}
     items = [clean(e) for e in item_rows if is_open(item_key(e), state)]
     desired.update((e["RowKey"], e) for e in items)
-    have = {e["RowKey"]: clean(e) for e in work_rows}
-    ops = [upsert_op(e) for rk, e in desired.items() if have.get(rk) != e]
-    ops += [delete_op(e) for rk, e in have.items() if rk not in desired]
+    # every write is on the ETag read (or creates a row that was absent): a work row someone
+    # rewrote since (an import, another run) is never overwritten with this older copy, the
+    # transaction fails instead. Every row is rewritten, changed or not: its new ETag makes a
+    # sweep that read it before (a slower run, a worker) miss it (``sweep_ops``)
+    have = {e["RowKey"]: e for e in work_rows}
+    ops: list[Op] = []
+    for rk, e in desired.items():
+        found = have.get(rk)
+        ops.append(create_op(e) if found is None else replace_if_op(e, found["_etag"]))
+    ops += [_delete_if(e) for rk, e in have.items() if rk not in desired]
     return ops, items
 
 
+def _delete_if(e: Mapping[str, Any]) -> Op:
+    guard = {"etag": e["_etag"], "match_condition": MatchConditions.IfNotModified}
+    return ("delete", {"PartitionKey": e["PartitionKey"], "RowKey": e["RowKey"]}, guard)
+
+
 def sweep_ops(work_items: Iterable[Mapping[str, Any]], state: ContractState) -> list[Op]:
-    """Deletes of the work rows (among ``work_items``, the ones there) of items ``state`` says
-    are invoiced now."""
-    return [delete_op(e) for e in work_items if not is_open(item_key(e), state)]
+    """Deletes of the work rows read (``work_items``, with their ETags) of the items ``state``
+    says are invoiced now, each on the ETag it was read with: a row rewritten since (a full
+    read rebuilt it, an import changed it) stays, and its transaction with it."""
+    return [
+        _delete_if(e) for e in work_items if not is_open(item_key(e), state) and e.get("_etag")
+    ]
 
 
 def is_open(key: ItemKey, state: ContractState) -> bool:

@@ -313,6 +313,12 @@ class Store(RangeReads):
         """The contract's ``N:state`` row (with its ETag): one point read (``snapshot``)."""
         return self.get(self.table, encode_key(contract_id), snapshot.STATE_KEY)
 
+    def importing(self, contract_id: str) -> bool:
+        """Whether the contract's registry row says an import of it is under way or never
+        finished (S5a): one point read."""
+        row = self.get(self.globals, rows.REGISTRY, encode_key(contract_id))
+        return bool(row and row.get("Importing"))
+
     def work_rows(self, contract_id: str) -> list[dict[str, Any]]:
         """The contract's work partition: its configuration and open items (``snapshot``)."""
         return self.query(self.work, "PartitionKey eq @pk", {"pk": encode_key(contract_id)})
