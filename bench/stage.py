@@ -17,13 +17,15 @@ Stages (SPEC P) and the floor measured beside each:
 * ``P4`` ``services.import_workbook`` into an empty store; ``P4floor``: the same entities, built
   with the store's own codec (``codec.milestone_entity``/``transaction_entity``/``config_entities``,
   ``store.upsert_op``), upserted with ``submit_transaction`` in ``store.chunks`` batches per
-  partition, one task per contract on as many threads as the import uses, then the registry, the
-  transaction index and the due-date index (globals), partition by partition on those threads.
+  partition, one task per contract on as many threads as the import uses (with the work-table
+  copies and the empty ``N:state`` the import writes, S8), then the registry, the transaction
+  index and the due-date index (globals), partition by partition on those threads.
 * ``P5`` ``services.run_daily`` over the 60 run dates on the store P4 filled; ``P5floor``: one
-  scan of each contract's stored rows (the query ``Store.load`` makes) + one batched write of
-  the entities the run writes (index entries, invoice headers/lines/details, markers, run logs,
-  ledger), computed untimed with the engine and the store's codec, on the same threads, into the
-  table ``P4floor`` filled.
+  scan of each contract's stored rows + one batched write of the invoice entities the run
+  writes (index entries, invoice headers/lines/details, markers, run logs, each contract's
+  ``N:state``, ledger), computed untimed with the engine and the store's codec, on the same
+  threads, into the table ``P4floor`` filled. Not in the floor: the run's sweep of the work
+  rows of the items it invoiced (S8's price for reading no history later).
 """
 
 from __future__ import annotations
@@ -332,7 +334,7 @@ def _run_ops(
     per contract its invoice rows, markers and run logs (in date order), and the globals (index
     entries, ledger). Built with the engine and the store's codec, as ``services`` builds them."""
     from invoicing import engine
-    from invoicing.storage import codec, rows
+    from invoicing.storage import codec, rows, snapshot
     from invoicing.storage.keys import encode_key
     from invoicing.storage.store import upsert_op
 
@@ -349,6 +351,7 @@ def _run_ops(
         cid = contract.contract_id
         pk = encode_key(cid)
         ops: list[tuple] = []
+        ran: list[date] = []
         for run_date in RUN_DATES:
             key = (cid, run_date)
             if key not in invoices and key not in logs:
@@ -361,6 +364,10 @@ def _run_ops(
                 index.append(upsert_op(rows.index_entity(inv)))
             marker = rows.marker_entity(pk, run_date, day_invoices, day_log, len(log_entities))
             ops.extend(upsert_op(e) for e in (*entities, marker, *log_entities))
+            ran.append(run_date)
+        if ran:  # the contract's state after its commit (S8), in its last transaction
+            state = plan.states[cid]
+            ops.append(upsert_op(snapshot.state_entity(pk, state, ran)))
         per_contract.append((pk, ops))
     ledger = [
         [upsert_op(rows.ledger_started(d, "")) for d in RUN_DATES],
