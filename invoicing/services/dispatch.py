@@ -396,14 +396,23 @@ def _process_group(
         if c not in done and c in last
     ]
     if batch and (done or given_up):
-        if done:
-            work.record_done(store, batch, done)
-            earlier = {p["ContractId"] for p in work.problems(store, batch)} & set(done)
-            if earlier:  # recorded as poisoned by an earlier delivery, and now committed
-                work.clear_problems(store, batch, earlier)
-        if given_up:
-            work.record_problems(store, batch, given_up, dates)
-        written = finish(store, batch)
+        try:
+            if done:
+                work.record_done(store, batch, done)
+                earlier = {p["ContractId"] for p in work.problems(store, batch)} & set(done)
+                if earlier:  # recorded as poisoned by an earlier delivery, and now committed
+                    work.clear_problems(store, batch, earlier)
+            if given_up:
+                work.record_problems(store, batch, given_up, dates)
+            written = finish(store, batch)
+        except Exception as exc:  # not recorded: every message comes back, and its redo
+            # (committed dates are skipped) records it then
+            log.exception("the work of batch %s could not be recorded", batch)
+            reason = f"its work could not be recorded ({type(exc).__name__}: {exc})"[:300]
+            return [
+                (n, WorkFailed(f"contract {job.contract}: {reason}; it will be retried"))
+                for n, job, _ in members
+            ]
     out: list[tuple[int, WorkDone | Exception]] = []
     for n, job, count in members:
         if job.contract in done:

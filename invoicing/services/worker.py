@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from azure.core.exceptions import AzureError
+
 from invoicing.services import dispatch
 from invoicing.services.common import DEFAULT_WORKERS
 from invoicing.settings import QueueHost, Settings, queue_host
@@ -89,7 +91,12 @@ def drain(
         wanted = host.batch_size
         if max_messages is not None:
             wanted = min(wanted, max_messages - result.processed)
-        received = queue.receive(hold, max_messages=wanted)
+        try:
+            received = queue.receive(hold, max_messages=wanted)
+        except AzureError as exc:  # the queue did not answer: try again shortly
+            log.warning("could not receive from %s: %s", queue.name, exc)
+            time.sleep(POLL_SECONDS)
+            continue
         if not received:
             if time.monotonic() - idle_since >= idle_seconds:
                 break
@@ -105,22 +112,38 @@ def drain(
             )
         for delivery, outcome in zip(received, outcomes, strict=True):
             result.processed += 1
-            if not isinstance(outcome, Exception):
-                queue.delete(delivery)
-                result.succeeded += 1
-                result.invoices += outcome.invoices
-                result.ledger_written += int(outcome.ledger_written)
-                continue
-            result.failed += 1
-            if delivery.dequeue_count >= host.max_dequeue_count:
-                queue.to_poison(delivery)
-                result.poisoned += 1
-                text = f"moved to {queue.poison_name}: {outcome}"
-            else:
-                queue.hide(delivery, hold)
-                text = f"delivery {delivery.dequeue_count} failed, retried in {hold} s: {outcome}"
-            log.warning("message %s %s", delivery.id, text)
-            if say is not None:
-                say(f"message {delivery.id}: {text}")
+            try:
+                text = _settle(queue, delivery, outcome, hold, host, result)
+            except AzureError as exc:  # it reappears once its visibility runs out
+                text = f"could not be deleted or released ({exc}); it will reappear"
+            if text:
+                log.warning("message %s %s", delivery.id, text)
+                if say is not None:
+                    say(f"message {delivery.id}: {text}")
         idle_since = time.monotonic()
     return result
+
+
+def _settle(
+    queue: WorkQueue,
+    delivery: Delivery,
+    outcome: dispatch.WorkDone | Exception,
+    hold: int,
+    host: QueueHost,
+    result: DrainResult,
+) -> str:
+    """Delete a message done with, release a failed one for its retry, or move it to the
+    poison queue after its last allowed delivery; what happened to a failed one, as text."""
+    if not isinstance(outcome, Exception):
+        queue.delete(delivery)
+        result.succeeded += 1
+        result.invoices += outcome.invoices
+        result.ledger_written += int(outcome.ledger_written)
+        return ""
+    result.failed += 1
+    if delivery.dequeue_count >= host.max_dequeue_count:
+        queue.to_poison(delivery)
+        result.poisoned += 1
+        return f"moved to {queue.poison_name}: {outcome}"
+    queue.hide(delivery, hold)
+    return f"delivery {delivery.dequeue_count} failed, retried in {hold} s: {outcome}"

@@ -159,6 +159,33 @@ def test_a_message_delivered_twice_changes_nothing(store, storage_settings):
     assert_same_as_one_clean_run(store, settings, data)
 
 
+def test_work_committed_but_not_recorded_fails_its_messages_and_the_redelivery_records_it(
+    store, storage_settings
+):
+    """A storage error after the commits, while recording them in the batch: every message of
+    the group fails (nothing is lost: the redelivery skips the committed dates and records)."""
+    settings = queued_settings(storage_settings)
+    data = imported(store, settings, 47, contracts=3, txns=120)
+    queue = services.open_queue(settings)
+    services.run_daily(store, settings, span=(START, END), queue=queue)
+    messages = [(d.body, 1) for d in queue.receive(60, max_messages=32)]
+
+    def reset_connection(label: str) -> None:
+        if label == "work-done":
+            raise ConnectionResetError("injected: the connection was reset")
+
+    store.write_hook = reset_connection
+    first = dispatch.process_messages(store, settings, messages, workers=2)
+    assert all(isinstance(r, services.WorkFailed) and "retried" in str(r) for r in first)
+    assert not all_completed(store)
+    store.write_hook = None
+    again = dispatch.process_messages(store, settings, [(b, 2) for b, _ in messages])
+    assert all(isinstance(r, services.WorkDone) for r in again)
+    assert sum(r.ledger_written for r in again) == 3  # one group: all three see it written
+    assert all_completed(store)
+    assert_same_as_one_clean_run(store, settings, data)
+
+
 @pytest.mark.slow
 def test_workers_sigkilled_at_random_moments_then_a_drain_ends_with_a_clean_audit(
     store, storage_settings, storage_env
