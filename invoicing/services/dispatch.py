@@ -265,7 +265,7 @@ def finish(store: Store, batch: str) -> bool:
     head = work.header(store, batch)
     if head is None or not head.sealed:
         return False
-    problems = work.problems(store, batch)  # read before the queued rows: see storage.work
+    problems = work.problems(store, batch)
     if work.any_queued(store, batch):
         return False
     markers: dict[tuple[str, date], Mapping[str, Any]] = {}

@@ -30,7 +30,10 @@ commit markers ``R:`` and run logs ``X:``). ``<prefix>globals`` holds:
 * ``due:...``: the due-date index (``storage.due``, S8): which contracts have something due on
   which run date, so a run loads only those;
 * ``txn:<h>`` / ``TransactionId``: the transaction index TransactionId -> ContractId (W9 across
-  uploads by point reads).
+  uploads by point reads);
+* ``work:<batch>...``: a run dispatched on the work queue (S9): its header, the contracts it
+  still waits for, those done with their markers' counts, those poisoned or blocked
+  (``storage.work``); the ledger entries of its dates name the batch (``Batch``).
 
 Every query value is a parameter (``parameters=``), never pasted into the filter text. Money is
 stored as decimal strings. Entity-group transactions are chunked to <= 100 operations (and a few

@@ -19,9 +19,10 @@ one transaction each (one partition per kind and batch: at 100,000 contracts in 
 that is ~170 entities/s per partition, far below the service's ~2,000/s). A worker writes its
 contracts' done rows, then deletes their queued rows (a crash in between leaves
 both: the redelivered message writes the same done row again), then checks whether any queued row
-is left; the first to find none writes the ledger entries. The ledger entries of the batch's
-dates name the batch (``Batch``), so that the next run takes the unfinished work over instead of
-loading every contract again, and a late worker of a superseded batch never writes the ledger.
+is left; the first to find none writes the ledger entries of the dates that still name the
+batch. The ledger entries of the batch's dates name it (``Batch``), so that the next run takes
+the unfinished work over (a new batch of its own, pointing the dates at it) instead of loading
+every contract again, and a late worker of a superseded batch never writes the ledger.
 """
 
 from __future__ import annotations
