@@ -146,8 +146,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     visibility = args.visibility_seconds
     if args.idle_seconds < 0 or (visibility is not None and visibility < 1):
         raise UsageError("--idle-seconds must be >= 0 and --visibility-seconds >= 1")
+    if args.batch is not None and not 1 <= args.batch <= 32:
+        raise UsageError("--batch must be 1 to 32 (the queue's limit per receive)")
     return worker.worker_command(
-        settings, args.max_messages, args.idle_seconds, args.visibility_seconds
+        settings, args.max_messages, args.idle_seconds, args.visibility_seconds, args.batch
     )
 
 
@@ -242,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="V",
         help="hold and retry delay of a message (default host.json's visibilityTimeout)",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="B",
+        help="messages received and invoiced together (default host.json's batchSize)",
     )
     p.set_defaults(handler=cmd_worker)
     return parser

@@ -16,6 +16,7 @@ def worker_command(
     max_messages: int | None,
     idle_seconds: float,
     visibility_seconds: int | None,
+    batch: int | None = None,
 ) -> int:
     store = services.open_store(settings)
     queue = services.open_queue(settings)
@@ -31,6 +32,7 @@ def worker_command(
         max_messages=max_messages,
         idle_seconds=idle_seconds,
         visibility_seconds=visibility_seconds,
+        batch=batch,
         say=say if watched else None,
     )
     print(

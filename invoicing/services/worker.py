@@ -75,6 +75,7 @@ def drain(
     max_messages: int | None = None,
     idle_seconds: float = 10.0,
     visibility_seconds: int | None = None,
+    batch: int | None = None,
     host: QueueHost | None = None,
     say: Callable[[str], None] | None = None,
 ) -> DrainResult:
@@ -82,13 +83,14 @@ def drain(
     together: ``dispatch.process_messages``), until ``max_messages`` were handled or the queue
     stayed empty for ``idle_seconds``. ``visibility_seconds`` (default host.json's
     ``visibilityTimeout``) is both how long a held message stays hidden between renewals and the
-    delay before a failed one is retried."""
+    delay before a failed one is retried; ``batch`` (default ``batchSize``) how many messages
+    are received and invoiced together."""
     host = host or queue_host()
     hold = max(1, round(visibility_seconds or host.visibility_seconds))
     result = DrainResult()
     idle_since = time.monotonic()
     while max_messages is None or result.processed < max_messages:
-        wanted = host.batch_size
+        wanted = max(1, min(batch or host.batch_size, 32))
         if max_messages is not None:
             wanted = min(wanted, max_messages - result.processed)
         try:
