@@ -56,15 +56,7 @@ TITLES = {
 
 
 def run_stage(name: str, workbook: Path, *extra: str, timeout: float = 1800) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.stage", name, "--workbook", str(workbook), *extra]
-    done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bench stage {name} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    _log(f"  {name}: {json.dumps(result)}")
-    return result
+    return run_module("bench.stage", name, "--workbook", str(workbook), *extra, timeout=timeout)
 
 
 def run_module(module: str, *args: str, timeout: float = 5400) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def run_daily(
     with leased(store, settings, "run"):
         ledger = store.ledger()
         choice = runs.choose_dates(store, ledger, settings, today or real_today, span)
-        _record_missed(store, ledger, choice.missed)
+        runs.record_missed(store, ledger, choice.missed)
         summary = DispatchSummary(
             already_done=list(choice.already_done),
             missed=list(choice.missed),
@@ -428,15 +428,3 @@ def _process_group(
         reason = reasons.get(job.contract) or "not invoiced"
         out.append((n, WorkFailed(f"contract {job.contract} was not invoiced ({reason}); {then}")))
     return out
-
-
-def _record_missed(
-    store: Store, ledger: Mapping[date, Mapping[str, Any]], missed: Iterable[date]
-) -> None:
-    """R19: a Missed date gets a ledger entry saying so (as ``runs.run_daily`` records it)."""
-    ops = [
-        upsert_op(rows.ledger_missed(d, ledger.get(d)))
-        for d in missed
-        if d not in ledger or rows.ledger_state(ledger[d]) != catchup.MISSED
-    ]
-    store.submit(store.globals, ops, "ledger-missed")

@@ -181,7 +181,7 @@ def run_daily(
         ledger = store.ledger()
         choice = choose_dates(store, ledger, settings, today or real_today, span)
         dates = list(choice.run)
-        _record_missed(store, ledger, choice.missed)
+        record_missed(store, ledger, choice.missed)
         summary = RunSummary(already_done=list(choice.already_done), missed=list(choice.missed))
         if dates:
             store.note_ran_index(fresh=not ledger, today=real_today)
@@ -347,7 +347,7 @@ def _isolated(contract_id: str, failed: dict[str, str], work: Callable[[], T]) -
         return None
 
 
-def _record_missed(
+def record_missed(
     store: Store, ledger: Mapping[date, Mapping[str, Any]], missed: Iterable[date]
 ) -> None:
     """R19: a Missed date gets a ledger entry saying so."""
