@@ -32,13 +32,7 @@ def run_text(summary: RunSummary) -> str:
         )
     else:
         rows.append("nothing to run")
-    if summary.already_done:
-        rows.append(f"already completed, not rerun: {dates_text(summary.already_done)}")
-    if summary.missed:
-        rows.append(
-            f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
-            f"completed): {dates_text(summary.missed)}; run them with run --from A --to B"
-        )
+    rows.extend(_catch_up_rows(summary))
     if summary.blocked:
         more = len(summary.blocked) - 20
         rows.append(
@@ -81,13 +75,7 @@ def dispatch_text(summary: DispatchSummary) -> str:
         )
     if not summary.dispatched and not summary.completed_at_once:
         rows.append("nothing to run")
-    if summary.already_done:
-        rows.append(f"already completed, not rerun: {dates_text(summary.already_done)}")
-    if summary.missed:
-        rows.append(
-            f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
-            f"completed): {dates_text(summary.missed)}; run them with run --from A --to B"
-        )
+    rows.extend(_catch_up_rows(summary))
     if summary.blocked:
         rows.append(
             "not queued, their import never finished (import the workbook again): "
@@ -121,3 +109,16 @@ def decisions_text(result: DecisionResult) -> str:
     if len(result.already) > 50:
         rows.append(f"  ... and {len(result.already) - 50} more already done")
     return "\n".join(rows)
+
+
+def _catch_up_rows(summary: Any) -> list[str]:
+    """What the catch-up (R19) left alone, inline or queued: dates completed before, Missed."""
+    rows = []
+    if summary.already_done:
+        rows.append(f"already completed, not rerun: {dates_text(summary.already_done)}")
+    if summary.missed:
+        rows.append(
+            f"missed (older than the catch-up window, INVOICE_CATCHUP_DAYS, and never "
+            f"completed): {dates_text(summary.missed)}; run them with run --from A --to B"
+        )
+    return rows
