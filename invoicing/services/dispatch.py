@@ -226,7 +226,7 @@ def _nothing_due(store: Store, fresh: list[date], selection: runs.Selection) -> 
     """The fresh dates no contract has anything due on (nor any contract the due-date index
     does not hold yet): they complete at once."""
     everyone = set(selection.everyone)
-    per_day = {d: found & everyone for d, found in work.due_per_date(store, fresh).items()}
+    per_day = {d: found & everyone for d, found in store.due_by_date(fresh).items()}
     indexed = set().union(*per_day.values()) if per_day else set()
     if set(selection.due) - indexed:  # contracts the index does not hold: due every date
         return []

@@ -187,7 +187,12 @@ def representative(doc_text: str) -> GeneratedSchedule:
 
 
 def spans_hit(spans_text: str, days: Iterable[date]) -> bool:
+    return bool(days_in_spans(spans_text, days))
+
+
+def days_in_spans(spans_text: str, days: Iterable[date]) -> list[date]:
+    """Those of ``days`` inside one of the stored spans (``[[from, to or null], ...]``)."""
     spans = [
         (codec.day(a), codec.day(b) if b else date.max) for a, b in json.loads(spans_text or "[]")
     ]
-    return any(a <= d <= b for d in days for a, b in spans)
+    return [d for d in days if any(a <= d <= b for a, b in spans)]

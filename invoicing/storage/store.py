@@ -455,18 +455,27 @@ class Store(RangeReads):
 
     def due_contracts(self, days: Sequence[date]) -> set[str]:
         """The ContractIds the due-date index (``due``) says have something due on one of
-        ``days``: the explicit dates' partitions (one range query per stretch of consecutive
-        days), the patterns, and the contracts of the patterns that hit one of the days."""
-        found: set[str] = set()
+        ``days``."""
+        return set().union(*self.due_by_date(days).values())
+
+    def due_by_date(self, days: Iterable[date]) -> dict[date, set[str]]:
+        """For each of ``days``, the ContractIds the due-date index (``due``) says have
+        something due on it, in as few queries as the days allow: one range query per stretch
+        of consecutive days, the patterns, and the members of the patterns that hit one of the
+        days (so that a dispatch of 60 dates does not query 60 times)."""
         wanted = sorted(set(days))
+        found: dict[date, set[str]] = {d: set() for d in wanted}
+        by_pk = {due.date_pk(d): d for d in wanted}
         for lo, hi in _stretches(wanted):
             for row in self.query(
                 self.globals,
                 "PartitionKey ge @lo and PartitionKey le @hi",
                 {"lo": due.date_pk(lo), "hi": due.date_pk(hi)},
-                select=["ContractId"],
+                select=["PartitionKey", "ContractId"],
             ):
-                found.add(row["ContractId"])
+                day = by_pk.get(row["PartitionKey"])
+                if day is not None:
+                    found[day].add(row["ContractId"])
         patterns = self.query(self.globals, "PartitionKey eq @pk", {"pk": due.PATTERNS})
         for row in patterns:
             rep = due.representative(row["Schedule"])
@@ -479,8 +488,8 @@ class Store(RangeReads):
                 {"pk": due.pattern_pk(row["RowKey"])},
                 select=["ContractId", "Spans"],
             ):
-                if due.spans_hit(member.get("Spans") or "[]", hits):
-                    found.add(member["ContractId"])
+                for d in due.days_in_spans(member.get("Spans") or "[]", hits):
+                    found[d].add(member["ContractId"])
         return found
 
     def delete_if_present(self, client: TableClient, pk: str, rk: str, label: str) -> None:

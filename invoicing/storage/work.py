@@ -35,7 +35,7 @@ from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
-from invoicing.storage import due, rows
+from invoicing.storage import rows
 from invoicing.storage.keys import encode_key
 from invoicing.storage.ops import delete_op, upsert_op
 from invoicing.storage.store import Store
@@ -267,39 +267,3 @@ def importing(store: Store, contract_id: str) -> str | None:
     registry row."""
     row = store.get(store.globals, rows.REGISTRY, encode_key(contract_id))
     return None if row is None else (row.get("Importing") or None)
-
-
-def due_per_date(store: Store, days: Iterable[date]) -> dict[date, set[str]]:
-    """The contracts the due-date index (``storage.due``) names for each of ``days``: what
-    ``Store.due_contracts`` answers for all the days together, date by date, with as few
-    queries (the dates' partitions in one range, the patterns, the members of the patterns
-    that hit one of the days), so that a dispatch of 60 dates does not query 60 times."""
-    wanted = sorted(set(days))
-    out: dict[date, set[str]] = {d: set() for d in wanted}
-    if not wanted:
-        return out
-    by_pk = {due.date_pk(d): d for d in wanted}
-    for row in store.query(
-        store.globals,
-        "PartitionKey ge @lo and PartitionKey le @hi",
-        {"lo": due.date_pk(wanted[0]), "hi": due.date_pk(wanted[-1])},
-        select=["PartitionKey", "ContractId"],
-    ):
-        day = by_pk.get(row["PartitionKey"])
-        if day is not None:
-            out[day].add(row["ContractId"])
-    for row in store.query(store.globals, "PartitionKey eq @pk", {"pk": due.PATTERNS}):
-        schedule = due.representative(row["Schedule"])
-        hits = [d for d in wanted if schedule.is_run_date(d)]
-        if not hits:
-            continue
-        for member in store.query(
-            store.globals,
-            "PartitionKey eq @pk",
-            {"pk": due.pattern_pk(row["RowKey"])},
-            select=["ContractId", "Spans"],
-        ):
-            for d in hits:
-                if due.spans_hit(member.get("Spans") or "[]", [d]):
-                    out[d].add(member["ContractId"])
-    return out

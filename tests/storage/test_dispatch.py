@@ -342,18 +342,6 @@ def test_a_worker_on_a_contract_whose_import_is_unfinished_fails_and_is_retried(
     assert_same_as_one_clean_run(store, settings, data)
 
 
-def test_the_due_contracts_date_by_date_are_those_the_store_names_for_the_dates(
-    store, storage_settings
-):
-    imported(store, storage_settings, 48, contracts=12, txns=200)
-    days = [START + timedelta(days=i) for i in range(0, 61, 3)]
-    per_day = work.due_per_date(store, days)
-    assert set().union(*per_day.values()) == store.due_contracts(days)
-    for d in days[:8]:
-        assert per_day[d] == store.due_contracts([d]), d
-    assert any(per_day[d] != per_day[days[0]] for d in days)  # not the same set every date
-
-
 def test_a_run_with_nothing_due_completes_its_dates_at_once(store, storage_settings):
     settings = queued_settings(storage_settings)
     imported(store, settings, 45, contracts=2, txns=40)

@@ -91,6 +91,23 @@ def test_a_one_date_run_loads_only_the_contracts_due_that_day(store, storage_set
     assert services.audit(store, storage_settings) == []
 
 
+@pytest.mark.parametrize("seed", [3, 48])
+def test_the_due_contracts_of_many_dates_at_once_are_the_engines_date_by_date(
+    store, storage_settings, seed
+):
+    """The dispatch of a span asks the index once for all its dates; every date's answer must
+    be that date's due contracts, with no other date's leaking in."""
+    data = workbook(random_book(seed, contracts=12, transactions=150))
+    services.import_workbook(store, data, storage_settings)
+    days = [START + timedelta(days=i) for i in range(0, 61, 3)] + [END + timedelta(days=40)]
+    per_day = store.due_by_date(days)
+    assert sorted(per_day) == sorted(days)
+    for day in days:
+        assert per_day[day] == _due_on(data, day), day
+    assert store.due_contracts(days) == set().union(*(_due_on(data, d) for d in days))
+    assert len({frozenset(found) for found in per_day.values()}) > 1  # not one set every date
+
+
 def test_rows_read_follow_what_is_due_not_what_is_stored(store, storage_settings):
     """Ten contracts invoiced monthly, one weekly: a Monday run reads the weekly one's partition
     and a handful of index rows, however much the monthly ones hold."""
