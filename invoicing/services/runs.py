@@ -163,11 +163,15 @@ def run_daily(
     workers: int = DEFAULT_WORKERS,
     progress: Progress | None = None,
     now: datetime | None = None,
+    summary: RunSummary | None = None,
+    run_dates: Callable[[list[date], RunSummary], None] | None = None,
 ) -> RunSummary:
     """The daily run (R17-R19) under the lease: catch-up, or every date of ``span`` in order.
 
     ``today`` makes it the daily run as if today were that date; a date after the real today
     (``now``, default the clock, in INVOICE_TIMEZONE) is refused: a run invoices what happened.
+    ``run_dates`` does the chosen dates' work under the lease (default: here, one date after
+    the other; queue mode enqueues it instead) and fills ``summary`` (default a ``RunSummary``).
     """
     started_at = time.monotonic()
     real_today = today_in(settings, now)
@@ -182,10 +186,14 @@ def run_daily(
         choice = choose_dates(store, ledger, settings, today or real_today, span)
         dates = list(choice.run)
         record_missed(store, ledger, choice.missed)
-        summary = RunSummary(already_done=list(choice.already_done), missed=list(choice.missed))
+        summary = summary or RunSummary()
+        summary.already_done, summary.missed = list(choice.already_done), list(choice.missed)
         if dates:
             store.note_ran_index(fresh=not ledger, today=real_today)
-            _run_dates(store, dates, summary, workers, progress)
+            if run_dates is None:
+                _run_dates(store, dates, summary, workers, progress)
+            else:
+                run_dates(dates, summary)
     summary.seconds = time.monotonic() - started_at
     return summary
 
@@ -199,6 +207,8 @@ class ContractsOutcome:
     markers: dict[str, dict[date, dict[str, Any]]] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)
+    # of ``failed``, those whose state changed while they were planned (``StateChanged``)
+    changed: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -241,10 +251,11 @@ def invoice_contracts(
     # a contract whose state changed while it was planned (a cancel, an import, another worker)
     # committed nothing: planned again once from what is stored now (committed dates are then
     # skipped), the others already done
-    again = [c for c, why in outcome.failed.items() if why.startswith(StateChanged.__name__)]
+    again = [c for c in outcome.failed if c in outcome.changed]
     if again:
         for contract_id in again:
             del outcome.failed[contract_id]
+        outcome.changed.clear()
         _invoice_rounds(store, again, dates, outcome, 1, None)
     return outcome
 
@@ -261,7 +272,7 @@ def _invoice_rounds(
     for first in range(0, len(contract_ids), CONTRACTS_PER_ROUND):
         chunk = contract_ids[first : first + CONTRACTS_PER_ROUND]
         planned = parallel(
-            lambda c: _isolated(c, failed, lambda: _plan_contract(store, c, dates)),
+            lambda c: _isolated(c, outcome, lambda: _plan_contract(store, c, dates)),
             chunk,
             workers,
             store,
@@ -276,7 +287,7 @@ def _invoice_rounds(
         ]
         store.submit(store.globals, index, "index")
         parallel(
-            lambda e: _isolated(e[0], failed, lambda: _write_plans(store, e[1])),
+            lambda e: _isolated(e[0], outcome, lambda: _write_plans(store, e[1])),
             ready,
             workers,
             store,
@@ -333,17 +344,22 @@ def _run_dates(
     summary.dates = [by_date[d] for d in dates]
 
 
-def _isolated(contract_id: str, failed: dict[str, str], work: Callable[[], T]) -> T | None:
-    """``work()`` for one contract; a failure of that contract alone is recorded in ``failed``
-    (and logged with its traceback) instead of stopping the run. A lost lease (R18) and the test
-    seam's simulated crash still stop everything."""
+def _isolated(contract_id: str, outcome: ContractsOutcome, work: Callable[[], T]) -> T | None:
+    """``work()`` for one contract; a failure of that contract alone is recorded in
+    ``outcome.failed`` (and logged with its traceback) instead of stopping the run. A lost lease
+    (R18) and the test seam's simulated crash still stop everything."""
     try:
         return work()
     except (LeaseLost, WriteRefused):
         raise
+    except StateChanged as exc:  # a race, not a fault: the caller plans it again once
+        log.info("contract %s changed while it was planned: %s", contract_id, exc)
+        outcome.changed.add(contract_id)
+        outcome.failed[contract_id] = f"{type(exc).__name__}: {exc}"[:300]
+        return None
     except Exception as exc:  # one contract must not stop the others
         log.exception("contract %s was not invoiced this run", contract_id)
-        failed[contract_id] = f"{type(exc).__name__}: {exc}"[:300]
+        outcome.failed[contract_id] = f"{type(exc).__name__}: {exc}"[:300]
         return None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from azure.data.tables import TableClient
 
@@ -16,7 +16,9 @@ from invoicing.storage.keys import encode_key
 from invoicing.storage.partition import Partition
 
 
-class RangeReads:
+class TableReads(Protocol):
+    """What the range reads need of the store (``Store`` provides it)."""
+
     table: TableClient
     globals: TableClient
 
@@ -26,18 +28,19 @@ class RangeReads:
         text: str,
         parameters: Mapping[str, Any],
         select: list[str] | None = None,
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    ) -> list[dict[str, Any]]: ...
 
-    def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None:
-        raise NotImplementedError
+    def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None: ...
 
     def partition_rows(
         self, pk: str, lo: str | None = None, hi: str | None = None
-    ) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    ) -> list[dict[str, Any]]: ...
 
-    def indexed_invoices(self, lo: date, hi: date) -> list[dict[str, Any]]:
+
+class RangeReads:
+    """A mixin of ``Store``: each method reads through the ``TableReads`` its ``self`` is."""
+
+    def indexed_invoices(self: TableReads, lo: date, hi: date) -> list[dict[str, Any]]:
         """Invoice index rows (ContractId, InvoiceDate, RowKey) of invoice dates lo..hi: the
         per-day partitions of the range, and the month partitions older stores hold."""
         select = ["RowKey", "ContractId", "InvoiceDate"]
@@ -81,7 +84,7 @@ class RangeReads:
                 out.append(r)
         return out
 
-    def ran_contracts(self, lo: date, hi: date) -> set[str] | None:
+    def ran_contracts(self: TableReads, lo: date, hi: date) -> set[str] | None:
         """The contracts with a commit marker on a date of lo..hi (the W index), or None when
         the store holds markers older than that index covers (then every contract may)."""
         since = self.get(self.globals, rows.DAILY_PK, rows.RAN_SINCE_RK)
@@ -99,7 +102,10 @@ class RangeReads:
         }
 
     def load_range(
-        self, contract_id: str, invoice_ids: Iterable[str], span: tuple[date, date] | None
+        self: TableReads,
+        contract_id: str,
+        invoice_ids: Iterable[str],
+        span: tuple[date, date] | None,
     ) -> Partition:
         """The rows of the given invoices (details, lines, header), and the markers and RunLog
         parts of the dates of ``span``: range queries over those keys only, not the history."""
@@ -126,7 +132,7 @@ class RangeReads:
                     part.add(e)
         return part
 
-    def invoice_index(self) -> dict[str, str]:
+    def invoice_index(self: TableReads) -> dict[str, str]:
         """The whole invoice index: encoded InvoiceId -> ContractId."""
         prefix = rows.INDEX_PREFIX
         return {
