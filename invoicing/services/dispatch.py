@@ -24,7 +24,6 @@ every contract again) plus those due on the new dates.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,7 +32,7 @@ from typing import Any
 from invoicing import catchup
 from invoicing.errors import BadRequest
 from invoicing.services import runs
-from invoicing.services.common import DEFAULT_WORKERS, Progress, leased, now_text
+from invoicing.services.common import DEFAULT_WORKERS, Progress, now_text
 from invoicing.settings import QUEUE, Settings, queue_host
 from invoicing.storage import rows, work
 from invoicing.storage.errors import StorageNotConfigured
@@ -60,6 +59,7 @@ class DispatchSummary(runs.RunSummary):
     taken_over: list[str] = field(default_factory=list)  # unfinished batches it took over
     completed_at_once: list[date] = field(default_factory=list)  # dates nothing was due on
     dispatched: list[date] = field(default_factory=list)  # dates left to the workers
+    swept: list[str] = field(default_factory=list)  # finished batches whose rows were deleted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +71,7 @@ class DispatchSummary(runs.RunSummary):
             "dates_dispatched": [d.isoformat() for d in self.dispatched],
             "dates_completed_at_once": [d.isoformat() for d in self.completed_at_once],
             "batches_taken_over": self.taken_over,
+            "batches_swept": self.swept,
         }
 
 
@@ -111,29 +112,32 @@ def run_daily(
         return runs.run_daily(
             store, settings, today, span, workers=workers, progress=progress, now=now
         )
-    started_at = time.monotonic()
-    real_today = runs.today_in(settings, now)
-    last = span[1] if span is not None else (today or real_today)
-    if last > real_today:
-        raise BadRequest(
-            f"run date {last} is after today ({real_today} in {settings.timezone}): a run "
-            "invoices what has happened, so a future date is refused (R19)"
-        )
-    queue = queue or open_queue(settings)
-    with leased(store, settings, "run"):
-        ledger = store.ledger()
-        choice = runs.choose_dates(store, ledger, settings, today or real_today, span)
-        runs.record_missed(store, ledger, choice.missed)
-        summary = DispatchSummary(
-            already_done=list(choice.already_done),
-            missed=list(choice.missed),
-            queue=settings.queue_name,
-        )
-        if choice.run:
-            store.note_ran_index(fresh=not ledger, today=real_today)
-            dispatch_dates(store, queue, settings, list(choice.run), summary)
-    summary.seconds = time.monotonic() - started_at
+    opened = queue or open_queue(settings)
+    summary = DispatchSummary(queue=settings.queue_name)
+    runs.run_daily(
+        store,
+        settings,
+        today,
+        span,
+        now=now,
+        summary=summary,
+        run_dates=lambda dates, _: dispatch_dates(store, opened, settings, dates, summary),
+    )
+    # after the lease: a finished batch a week old is touched by nobody (no run takes a
+    # completed date over, no message of it is left), and deleting twice is harmless
+    summary.swept = sweep_batches(store, (now or datetime.now().astimezone()))
     return summary
+
+
+def sweep_batches(store: Store, now: datetime) -> list[str]:
+    """Delete the rows of the batches ``work.finished_batches`` names (a week old, every date
+    completed), so that the bookkeeping of queued runs does not grow for ever."""
+    local = now.astimezone().replace(tzinfo=None) if now.tzinfo else now
+    swept = work.finished_batches(store, store.ledger(), local)
+    for batch in swept:
+        deleted = work.delete_batch(store, batch)
+        log.info("batch %s finished more than a week ago: %d row(s) deleted", batch, deleted)
+    return swept
 
 
 def dispatch_dates(
@@ -395,6 +399,11 @@ def _process_group(
         for c in contracts
         if c not in done and c in last
     ]
+    if batch and (done or given_up) and work.header(store, batch) is None:
+        # a late delivery of a batch swept a week after it finished: its dates are completed
+        # (anything it invoiced now was a committed date, skipped), so there is nothing to record
+        log.warning("batch %s is gone (finished and swept): nothing recorded", batch)
+        return [(n, WorkDone(job.contract, job.dates, 0, False)) for n, job, _ in members]
     if batch and (done or given_up):
         try:
             if done:

@@ -30,11 +30,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError
 
+from invoicing.catchup import COMPLETED
 from invoicing.storage import rows
 from invoicing.storage.keys import encode_key
 from invoicing.storage.ops import delete_op, upsert_op
@@ -260,6 +261,58 @@ def _delete(store: Store, entities: list[Mapping[str, Any]]) -> None:
             raise
         for e in entities:
             store.delete_if_present(store.globals, e["PartitionKey"], e["RowKey"], "work-clear")
+
+
+# A queue message lives at most 7 days (Azure Storage Queues' default time-to-live, which we
+# keep): a batch older than that can get no delivery any more, so its rows may go.
+KEEP_FINISHED = timedelta(days=7)
+
+
+def batch_started(batch: str) -> datetime | None:
+    """When the batch was made (its id begins with it, local time), or None for another id."""
+    try:
+        return datetime.strptime(batch[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+
+
+def finished_batches(
+    store: Store, ledger: Mapping[date, Mapping[str, Any]], now: datetime
+) -> list[str]:
+    """Batches made more than ``KEEP_FINISHED`` before ``now`` (local time) every date of which
+    is Completed in the ledger: nothing reads their rows any more (a batch that took one over
+    finished before its dates completed). A batch with a date still incomplete, poisoned or
+    blocked, is kept: its rows are what the ledger, ``health`` and ``audit`` name."""
+    cutoff = now - KEEP_FINISHED
+    found = []
+    for row in store.query(
+        store.globals,
+        "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk",
+        {"lo": PREFIX, "hi": PREFIX[:-1] + chr(ord(PREFIX[-1]) + 1), "rk": HEADER_RK},
+        select=["PartitionKey", "Dates"],
+    ):
+        batch = row["PartitionKey"][len(PREFIX) :]
+        started = batch_started(batch)
+        if started is None or started > cutoff:
+            continue
+        days = _days(row.get("Dates"))
+        if all(rows.ledger_state(ledger.get(d) or {}) == COMPLETED for d in days):
+            found.append(batch)
+    return found
+
+
+def delete_batch(store: Store, batch: str) -> int:
+    """Every row of the batch, its header last (a sweep cut short finds the batch again);
+    the number of rows deleted."""
+    deleted = 0
+    for pk in (_pk(batch, "q"), _pk(batch, "d"), _pk(batch)):
+        keys = store.query(store.globals, "PartitionKey eq @pk", {"pk": pk}, select=["RowKey"])
+        entities = [{"PartitionKey": pk, "RowKey": r["RowKey"]} for r in keys]
+        entities.sort(key=lambda e: e["RowKey"] == HEADER_RK)
+        if entities:
+            _delete(store, entities)
+            deleted += len(entities)
+    return deleted
 
 
 def importing(store: Store, contract_id: str) -> str | None:

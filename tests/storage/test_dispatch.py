@@ -6,6 +6,7 @@ others are invoiced, and the next run takes over only the unfinished work."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -354,3 +355,67 @@ def test_a_run_with_nothing_due_completes_its_dates_at_once(store, storage_setti
     assert all_completed(store)
     assert json.loads(json.dumps(summary.as_dict(), default=str))["dispatch"] == "queue"
     assert work.new_batch(datetime(2030, 1, 4)).startswith("20300104")
+
+
+# ---- finished batches are swept -----------------------------------------------------------------
+
+
+def batch_rows(store: Store, batch: str) -> list[dict]:
+    """Every row of a batch: its header and problem rows, its queued and its done rows."""
+    return store.query(
+        store.globals,
+        "PartitionKey ge @lo and PartitionKey lt @hi",
+        {"lo": work.PREFIX + batch, "hi": work.PREFIX + batch + ";"},  # ";" follows ":"
+    )
+
+
+def test_a_finished_batch_is_swept_a_week_later_and_a_late_delivery_then_records_nothing(
+    store, storage_settings
+):
+    settings = queued_settings(storage_settings)
+    data = imported(store, settings, 44, contracts=4, txns=200)
+    queue = services.open_queue(settings)
+    summary = services.run_daily(store, settings, span=(START, END), queue=queue)
+    deliveries = queue.receive(60, max_messages=32)
+    for delivery in deliveries:
+        services.process_message(store, settings, delivery.body, 1)
+    assert all_completed(store) and summary.batch
+    kept = len(batch_rows(store, summary.batch))
+    assert kept >= 1 + len(deliveries)  # the header and a done row per contract
+    now = datetime.now().astimezone()
+    soon = services.run_daily(store, settings, span=(START, END), queue=queue, now=now)
+    assert soon.swept == [] and len(batch_rows(store, summary.batch)) == kept
+    later = now + work.KEEP_FINISHED + timedelta(hours=1)
+    swept = services.run_daily(store, settings, span=(START, END), queue=queue, now=later)
+    assert swept.swept == [summary.batch] and swept.as_dict()["batches_swept"] == swept.swept
+    assert batch_rows(store, summary.batch) == []
+    assert all_completed(store)
+    ledger = ledger_figures(store)
+    late = services.process_message(store, settings, deliveries[0].body, 2)
+    assert not late.ledger_written and late.invoices == 0
+    assert batch_rows(store, summary.batch) == []  # nothing written back into the swept batch
+    assert ledger_figures(store) == ledger
+    assert_same_as_one_clean_run(store, settings, data)
+    assert services.audit(store, settings) == []
+
+
+def test_a_batch_with_an_incomplete_date_is_never_swept(store, storage_settings):
+    settings = queued_settings(storage_settings)
+    data = imported(store, settings, 43, contracts=4, txns=200)
+    broken = sorted({i.contract_id for i in expected(data)[0]})[0]
+    break_configuration(store, broken)
+    queue = services.open_queue(settings)
+    summary = services.run_daily(store, settings, span=(START, END), queue=queue)
+    limit = queue_host().max_dequeue_count
+    for delivery in queue.receive(60, max_messages=32):
+        with contextlib.suppress(services.WorkFailed):
+            services.process_message(store, settings, delivery.body, limit)
+    entries = services.ledger_entries(store)
+    assert entries and all(e["state"] == "incomplete" for e in entries)
+    kept = batch_rows(store, summary.batch or "")
+    far = datetime.now().astimezone() + timedelta(days=60)
+    again = services.run_daily(store, settings, span=(START, END), queue=queue, now=far)
+    assert again.swept == []
+    assert summary.batch and len(batch_rows(store, summary.batch)) >= len(kept)
+    report = services.health_report(store)
+    assert all(list(named) == [broken] for named in report["failed_contracts"].values())
