@@ -51,7 +51,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     write_output(args.output, result.workbook)
     print(f"{len(result.invoices)} invoice(s) from {span[0]} to {span[1]} written to {args.output}")
-    for row in invoice_lines(result.invoices, args.output):
+    for row in invoice_lines(result.invoices, len(result.invoices), args.output):
         print(row)
     return EXIT_OK
 

@@ -10,7 +10,8 @@ from invoicing.tax import invoice_tax
 LISTED = 50  # invoices listed on stdout; the workbook has them all
 
 
-def invoice_lines(invoices: Sequence[Invoice], output: str) -> list[str]:
+def invoice_lines(invoices: Sequence[Invoice], total: int, output: str) -> list[str]:
+    """The first ``LISTED`` of ``invoices`` (the first of ``total``), one line each."""
     rows = []
     for invoice in invoices[:LISTED]:
         tax = invoice_tax(invoice)
@@ -20,6 +21,6 @@ def invoice_lines(invoices: Sequence[Invoice], output: str) -> list[str]:
             f"{invoice.customer_id}  {invoice.currency} {invoice.amount} + tax {tax.tax} = "
             f"{tax.gross}  {len(invoice.lines)} line(s)"
         )
-    if len(invoices) > LISTED:
-        rows.append(f"  ... and {len(invoices) - LISTED:,} more (see {output})")
+    if total > LISTED:
+        rows.append(f"  ... and {total - LISTED:,} more (see {output})")
     return rows

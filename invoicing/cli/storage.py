@@ -11,7 +11,7 @@ from pathlib import Path
 
 from invoicing import services
 from invoicing.cli.files import UsageError, write_output
-from invoicing.cli.listing import invoice_lines
+from invoicing.cli.listing import LISTED, invoice_lines
 from invoicing.cli.text import decisions_text, import_text, ledger_line, run_text
 from invoicing.model import Invoice, Status
 from invoicing.outcomes import EXIT_AUDIT, EXIT_ERROR, EXIT_INVALID, EXIT_OK, outcome_of
@@ -60,13 +60,11 @@ def export_command(
     status: Status | None,
     contract: str | None,
 ) -> int:
-    from invoicing.workbook.writer import invoice_workbook_bytes
-
     store = services.open_store(settings)
-    invoices, entries = services.list_invoices(store, start, end, status, contract)
-    write_output(output, invoice_workbook_bytes(invoices, entries))
-    print(f"{len(invoices)} invoice(s) and {len(entries)} run log row(s) written to {output}")
-    for row in invoice_lines(invoices, output):
+    export = services.export_workbook(store, start, end, status, contract, keep=LISTED)
+    write_output(output, export.data)
+    print(f"{export.invoices} invoice(s) and {export.log_rows} run log row(s) written to {output}")
+    for row in invoice_lines(export.first, export.invoices, output):
         print(row)
     return EXIT_OK
 

@@ -15,7 +15,6 @@ from invoicing.functions.http import (
     xlsx_response,
 )
 from invoicing.views import invoice_full, invoice_header
-from invoicing.workbook.writer import invoice_workbook_bytes
 
 bp = func.Blueprint()
 
@@ -39,13 +38,12 @@ def list_invoices(req: func.HttpRequest) -> func.HttpResponse:
     start, end = date_bounds(req)
     status = requests.parse_status(req.params.get("status"), "status")
     contract = (req.params.get("contract") or "").strip() or None
-    config = settings()
-    invoices, log = services.list_invoices(
-        services.open_store(config), start, end, status, contract
-    )
+    store = services.open_store(settings())
     if wants_json(req):
+        invoices, _ = services.list_invoices(store, start, end, status, contract)
         return json_response({"invoices": [invoice_header(i) for i in invoices]})
-    return xlsx_response(invoice_workbook_bytes(invoices, log), "invoices.xlsx")
+    export = services.export_workbook(store, start, end, status, contract)
+    return xlsx_response(export.data, "invoices.xlsx")
 
 
 @bp.function_name("get_invoice")

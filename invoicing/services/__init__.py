@@ -34,6 +34,8 @@ API::
     adjust(store, settings, invoice_id, remove, write_off, note) -> Invoice  (BadRequest ...)
     credit(store, settings, invoice_id, items, write_off) -> Invoice (the credit note; ...)
     list_invoices(store, start, end, status, contract) -> (invoices, log)
+    iter_invoices(store, start, end, status, contract) -> (invoices, log), a window at a time
+    export_workbook(store, start, end, status, contract, keep=N) -> Export  (streamed, X)
     get_invoice(store, invoice_id)          -> Invoice          (NotFound)
     ledger_entries(store)                   -> list[dict]       (S6, JSON-able)
     audit(store)                            -> list[str]        (empty = passed)
@@ -64,7 +66,13 @@ from invoicing.services.imports import (
     import_upload,
     import_workbook,
 )
-from invoicing.services.invoices import get_invoice, list_invoices
+from invoicing.services.invoices import (
+    Export,
+    export_workbook,
+    get_invoice,
+    iter_invoices,
+    list_invoices,
+)
 from invoicing.services.lifecycle import cancel, confirm, format_number, settle_pending_number
 from invoicing.services.runs import DateSummary, RunSummary, ledger_entries, today_in
 from invoicing.services.worker import DrainResult, drain
@@ -84,6 +92,7 @@ __all__ = [
     "DecisionResult",
     "DispatchSummary",
     "DrainResult",
+    "Export",
     "ImportResult",
     "LeaseHeld",
     "LeaseLost",
@@ -103,6 +112,7 @@ __all__ = [
     "decide",
     "decide_upload",
     "drain",
+    "export_workbook",
     "format_number",
     "get_invoice",
     "health",
@@ -111,6 +121,7 @@ __all__ = [
     "import_upload",
     "import_workbook",
     "invoice_document",
+    "iter_invoices",
     "ledger_entries",
     "list_invoices",
     "open_queue",

@@ -84,6 +84,7 @@ __all__ = [
     "make_table",
     "plain_rows",
     "print_setup",
+    "write_invoice_chunks",
     "write_invoice_workbook",
 ]
 
@@ -100,12 +101,27 @@ def write_invoice_workbook(
     ``currencies`` (contract id -> ISO code) formats RunLog amounts of contracts that have no
     invoice in ``invoices``; without it such an amount is shown with the decimals it carries.
     """
-    ordered = sorted(invoices, key=_invoice_order)
-    entries = sorted(log, key=_log_order)  # stable: the given order within a date and contract
-    contract_currency = dict(currencies or {})
-    contract_currency.update((inv.contract_id, inv.currency) for inv in ordered)
+    write_invoice_chunks([(invoices, log)], target, currencies=currencies)
 
+
+def write_invoice_chunks(
+    chunks: Iterable[tuple[Iterable[Invoice], Iterable[LogEntry]]],
+    target: str | Path | BinaryIO,
+    *,
+    currencies: Mapping[str, str] | None = None,
+) -> dict[str, int]:
+    """Write the invoice workbook from ``chunks`` of (invoices, RunLog entries), each chunk's
+    dates after the previous chunk's (an export reads its range a window of dates at a time:
+    ``services.iter_invoices``), so that only one chunk is in memory: write-only sheets stream
+    every appended row to a file of their own, and the four sheets are appended to side by side.
+    The column widths are measured on the first chunk (write-only: they precede the first row).
+    Returns the data rows written per sheet."""
+    contract_currency = dict(currencies or {})
+    pending = iter(chunks)
+    first = next(pending, ((), ()))
     wb = Workbook(write_only=True)
+    sheets: dict[str, tuple[Any, _Styled]] = {}
+    ordered, entries = _sorted_chunk(first, contract_currency)
     for sheet, columns in SHEETS.items():
         ws = wb.create_sheet(sheet)
         # write-only: views, columns and print settings must be set before the first row
@@ -116,19 +132,38 @@ def write_invoice_workbook(
         for index, width in enumerate(layout.widths, start=1):
             ws.column_dimensions[get_column_letter(index)].width = width
         ws.append(header_row(ws, columns))
-        cells = _Styled(ws, layout.wrapped)
-        count = 0
-        for row in _builder(sheet, ordered, entries, contract_currency, cells):
-            if cells.lines > 1:  # write-only: a row's height is read when the row is written
-                height = min(MAX_ROW_HEIGHT, LINE_HEIGHT * cells.lines)
-                ws.row_dimensions[count + 2].height = height
-                cells.lines = 1
-            ws.append(row)
-            count += 1
-        _add_table(ws, TABLE_NAMES[sheet], columns, count)
+        sheets[sheet] = (ws, _Styled(ws, layout.wrapped))
+    counts = dict.fromkeys(SHEETS, 0)
+    while True:
+        for sheet, (ws, cells) in sheets.items():
+            count = counts[sheet]
+            for row in _builder(sheet, ordered, entries, contract_currency, cells):
+                if cells.lines > 1:  # write-only: a row's height is read when it is written
+                    height = min(MAX_ROW_HEIGHT, LINE_HEIGHT * cells.lines)
+                    ws.row_dimensions[count + 2].height = height
+                    cells.lines = 1
+                ws.append(row)
+                count += 1
+            counts[sheet] = count
+        chunk = next(pending, None)
+        if chunk is None:
+            break
+        ordered, entries = _sorted_chunk(chunk, contract_currency)
+    for sheet, (ws, _) in sheets.items():
+        _add_table(ws, TABLE_NAMES[sheet], SHEETS[sheet], counts[sheet])
         if sheet in DECISIONS:
-            ws.data_validations.append(decision_list(sheet, columns, count))
+            ws.data_validations.append(decision_list(sheet, SHEETS[sheet], counts[sheet]))
     wb.save(target)
+    return counts
+
+
+def _sorted_chunk(
+    chunk: tuple[Iterable[Invoice], Iterable[LogEntry]], contract_currency: dict[str, str]
+) -> tuple[list[Invoice], list[LogEntry]]:
+    ordered = sorted(chunk[0], key=_invoice_order)
+    entries = sorted(chunk[1], key=_log_order)  # stable: the given order within a date, contract
+    contract_currency.update((inv.contract_id, inv.currency) for inv in ordered)
+    return ordered, entries
 
 
 def _builder(

@@ -21,7 +21,12 @@ from invoicing.workbook.layout import (
     money_format,
 )
 from invoicing.workbook.safe import clean_text, text_cell, text_value
-from invoicing.workbook.writer import invoice_workbook_bytes, plain_rows, write_invoice_workbook
+from invoicing.workbook.writer import (
+    invoice_workbook_bytes,
+    plain_rows,
+    write_invoice_chunks,
+    write_invoice_workbook,
+)
 from tests.support.invoices import (
     D,
     detail,
@@ -468,3 +473,47 @@ def test_decision_columns_carry_the_drop_downs_of_r23():
         (validation,) = ws.data_validations.dataValidation
         assert validation.formula1 == f'"{allowed}"'
         assert str(validation.sqref).startswith(f"{letter}2:{letter}")
+
+
+# ---- chunks (an export streamed a window of dates at a time) ------------------------------------
+
+
+def test_a_workbook_written_in_chunks_holds_what_one_written_at_once_holds():
+    invoices = sorted(sample_invoices(), key=lambda i: (i.invoice_date, i.contract_id))
+    log = [log_entry("2020-10-05", "C1"), log_entry("2020-10-05", "C2"),
+           log_entry("2020-10-06", "C3")]
+    buffer = io.BytesIO()
+    chunks = [(invoices[:2], log[:2]), ([], []), (invoices[2:], log[2:])]
+    counts = write_invoice_chunks(chunks, buffer)
+    whole = invoice_workbook_bytes(invoices, log)
+    assert read_invoice_workbook(buffer.getvalue()) == read_invoice_workbook(whole)
+    assert counts == {"Invoices": 3, "InvoiceLines": 4, "InvoiceLineDetails": 5, "RunLog": 3}
+    wb = load(buffer.getvalue())
+    for sheet, rows in counts.items():  # each table spans its rows across every chunk
+        (table,) = wb[sheet].tables.values()
+        assert table.ref.endswith(str(1 + rows)), (sheet, table.ref)
+    (validation,) = wb["InvoiceLineDetails"].data_validations.dataValidation
+    assert str(validation.sqref).endswith(str(1 + counts["InvoiceLineDetails"]))
+
+
+def test_a_workbook_of_no_chunk_is_the_empty_workbook():
+    buffer = io.BytesIO()
+    assert write_invoice_chunks([], buffer) == dict.fromkeys(SHEETS, 0)
+    assert read_invoice_workbook(buffer.getvalue()) == read_invoice_workbook(
+        invoice_workbook_bytes([], [])
+    )
+
+
+def test_chunked_column_widths_are_measured_on_the_first_chunk():
+    short = invoice("C1", "K1", "2020-10-05", [line(1, [detail("T1", "1.00")])])
+    long_name = invoice("C2", "K2", "2020-10-06", [line(1, [detail("T2", "1.00")])],
+                        contract_name="N" * 60)
+    buffer = io.BytesIO()
+    write_invoice_chunks([([short], []), ([long_name], [])], buffer)
+    at_once = load(invoice_workbook_bytes([short, long_name], []))
+    chunked = load(buffer.getvalue())
+    column = chr(ord("A") + INVOICE_COLUMNS.index("ContractName"))
+    assert chunked["Invoices"].column_dimensions[column].width < (
+        at_once["Invoices"].column_dimensions[column].width
+    )
+    assert chunked["Invoices"][f"{column}3"].value == "N" * 60  # the text itself is whole
