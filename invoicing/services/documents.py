@@ -21,7 +21,7 @@ from azure.core.exceptions import AzureError, ResourceModifiedError
 from invoicing.errors import DocumentRefused
 from invoicing.model import Contract, Customer, Invoice, Party, Status
 from invoicing.requests import DocumentFormat
-from invoicing.services.invoices import get_invoice, list_invoices
+from invoicing.services.invoices import get_invoice, iter_invoices
 from invoicing.storage import codec
 from invoicing.storage.keys import encode_key
 from invoicing.storage.store import Store
@@ -112,10 +112,10 @@ def range_documents(
     """The documents of every live invoice and credit note dated in the range, in the export's
     order; an invoice that cannot have one yields ``(invoice_id, the refusal)`` instead, so one
     customer's missing address never stops the others' documents."""
-    invoices, _ = list_invoices(store, start, end, contract=contract)
     seller = store.seller()
     contracts: dict[str, Contract | None] = {}
-    for invoice in invoices:
+    windows = iter_invoices(store, start, end, contract=contract)  # one window in memory
+    for invoice in (i for invoices, _ in windows for i in invoices):
         if invoice.status is Status.CANCELLED:
             continue
         try:
