@@ -58,10 +58,22 @@ class Azurite:
     """A private Azurite on free ports with a throwaway folder; stopped and removed on exit."""
 
     def __init__(
-        self, executable: str | os.PathLike[str] | None = None, *, startup_timeout: float = 60.0
+        self,
+        executable: str | os.PathLike[str] | None = None,
+        *,
+        startup_timeout: float = 60.0,
+        in_memory: bool = False,
+        heap_mb: int | None = None,
     ):
+        """``in_memory`` keeps the data in memory only (``--inMemoryPersistence``): Azurite
+        otherwise rewrites its whole table file as JSON every few seconds, and a store of a year
+        of history at the benchmark's full scale outgrows what one V8 string or heap can hold
+        (node died on a V8 fatal error). ``heap_mb`` raises node's old-space limit for such a
+        store."""
         self.executable = str(executable or REPO_ROOT / "node_modules" / ".bin" / "azurite")
         self.startup_timeout = startup_timeout
+        self.in_memory = in_memory
+        self.heap_mb = heap_mb
         self.folder: str | None = None
         self.process: subprocess.Popen[str] | None = None
         self.ports: dict[str, int] = {}
@@ -82,8 +94,7 @@ class Azurite:
             "--skipApiVersionCheck",
             "--loose",
             "--disableTelemetry",
-            "--location",
-            self.folder,
+            *(["--inMemoryPersistence"] if self.in_memory else ["--location", self.folder]),
             "--blobPort",
             "0",
             "--queuePort",
@@ -100,6 +111,7 @@ class Azurite:
             text=True,
             start_new_session=True,  # its own process group: stop() takes node and its children
             cwd=self.folder,
+            env=self._env(),
         )
         ready = threading.Event()
         self._reader = threading.Thread(target=self._read_output, args=(ready,), daemon=True)
@@ -111,6 +123,13 @@ class Azurite:
                 f"Azurite did not start within {self.startup_timeout:.0f} s:\n{tail}"
             )
         return self
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.heap_mb:
+            options = env.get("NODE_OPTIONS", "")
+            env["NODE_OPTIONS"] = f"{options} --max-old-space-size={self.heap_mb}".strip()
+        return env
 
     def _read_output(self, ready: threading.Event) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -52,3 +52,17 @@ def test_azurite_stops_its_whole_process_group_and_removes_its_folder():
     else:  # pragma: no cover - the assertion below reports it
         os.killpg(pid, signal.SIGKILL)
         raise AssertionError("Azurite's process group outlived stop()")
+
+
+def test_an_in_memory_azurite_keeps_nothing_on_disk_and_gets_the_heap_asked_for():
+    from azure.data.tables import TableServiceClient
+
+    with Azurite(in_memory=True, heap_mb=1536) as azurite:
+        table = TableServiceClient.from_connection_string(azurite.connection_string)
+        client = table.create_table("memory")
+        client.upsert_entity({"PartitionKey": "p", "RowKey": "r", "Value": "kept"})
+        assert client.get_entity("p", "r")["Value"] == "kept"
+        assert azurite.folder is not None
+        assert os.listdir(azurite.folder) == []  # no __azurite_db_table__.json rewritten
+        with open(f"/proc/{azurite.pid}/environ", "rb") as environ:
+            assert b"--max-old-space-size=1536" in environ.read()
