@@ -34,7 +34,7 @@ API::
     adjust(store, settings, invoice_id, remove, write_off, note) -> Invoice  (BadRequest ...)
     credit(store, settings, invoice_id, items, write_off) -> Invoice (the credit note; ...)
     list_invoices(store, start, end, status, contract) -> (invoices, log)
-    iter_invoices(store, start, end, status, contract) -> (invoices, log), a window at a time
+    iter_invoices(store, start, end, status, contract) -> (invoices, log), a chunk at a time
     export_workbook(store, start, end, status, contract, keep=N) -> Export  (streamed, X)
     get_invoice(store, invoice_id)          -> Invoice          (NotFound)
     ledger_entries(store)                   -> list[dict]       (S6, JSON-able)

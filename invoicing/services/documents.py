@@ -114,8 +114,8 @@ def range_documents(
     customer's missing address never stops the others' documents."""
     seller = store.seller()
     contracts: dict[str, Contract | None] = {}
-    windows = iter_invoices(store, start, end, contract=contract)  # one window in memory
-    for invoice in (i for invoices, _ in windows for i in invoices):
+    chunks = iter_invoices(store, start, end, contract=contract)  # one chunk in memory
+    for invoice in (i for invoices, _ in chunks for i in invoices):
         if invoice.status is Status.CANCELLED:
             continue
         try:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import heapq
+import os
+import pickle
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from io import BytesIO
+from itertools import islice
 from typing import Any
 
 from invoicing.model import Invoice, LogEntry, Status
@@ -34,9 +40,8 @@ def get_invoice(store: Store, invoice_id: str) -> Invoice:
     return codec.invoice_from(header, lines, details)
 
 
-# An export reads, writes and lets go of about this many invoices at a time (a window of whole
-# invoice dates), so its memory follows the window, not the range.
-EXPORT_WINDOW = 2_000
+# An export hands the writer this many invoices (and RunLog rows) at a time.
+EXPORT_CHUNK = 2_000
 
 Chunk = tuple[list[Invoice], list[LogEntry]]
 
@@ -61,6 +66,11 @@ def list_invoices(
     return invoices, log
 
 
+def invoice_order(invoice: Invoice) -> tuple[date, str, str, str]:
+    """The order of the invoice workbook and of listings (X): date, contract, customer."""
+    return (invoice.invoice_date, invoice.contract_id, invoice.customer_id, invoice.invoice_id)
+
+
 def iter_invoices(
     store: Store,
     start: date | None = None,
@@ -69,86 +79,96 @@ def iter_invoices(
     contract: str | None = None,
     *,
     workers: int = DEFAULT_WORKERS,
-    window: int = EXPORT_WINDOW,
+    chunk: int = EXPORT_CHUNK,
 ) -> Iterator[Chunk]:
-    """What ``list_invoices`` answers, a window of consecutive dates at a time (about
-    ``window`` invoices each; one date is never split), in order: the export writes each
-    window and lets it go.
+    """What ``list_invoices`` answers, ``chunk`` invoices and ``chunk`` RunLog rows at a time,
+    in order, holding only a chunk and one contract per thread in memory: each contract's
+    invoices and RunLog rows of the range are read once, sorted and spooled to a temporary
+    file, and the contracts' runs are merged from there. (Reading the range a window of dates
+    at a time would hold as little, but would query every contract once per window.)
 
     S8: it reads the range, not the history: the invoice index of the range's dates names the
-    invoices and their contracts, the W index the contracts with a RunLog in each window, and
+    invoices and their contracts, the W index the contracts with a RunLog in the range, and
     only those rows are read from those contracts."""
     wanted = Status(status) if status else None
     lo, hi = start or date.min, end or date.max
-    indexed = store.indexed_invoices(lo, hi)
-    if contract is not None:
-        indexed = [r for r in indexed if r["ContractId"] == contract]
-    registry = store.contracts()
-    if contract is not None:
-        registry = [(c, o) for c, o in registry if c == contract]
-    for span, found in _windows(indexed, lo, hi, max(window, 1)):
-        yield _read_window(store, registry, found, span, wanted, workers)
-
-
-def _windows(
-    indexed: list[dict[str, Any]], lo: date, hi: date, window: int
-) -> Iterator[tuple[tuple[date, date], list[dict[str, Any]]]]:
-    """lo..hi cut into consecutive spans, each ending on an invoice date once it holds at least
-    ``window`` indexed invoices (the last one ends at hi), with the index rows of each."""
-    by_day: dict[date, list[dict[str, Any]]] = {}
-    for row in indexed:
-        by_day.setdefault(codec.day(row["InvoiceDate"]), []).append(row)
-    begin, found = lo, []
-    for day in sorted(by_day):
-        found += by_day[day]
-        if len(found) >= window and day < hi:
-            yield (begin, day), found
-            begin, found = day + timedelta(days=1), []
-    yield (begin, hi), found
-
-
-def _read_window(
-    store: Store,
-    registry: list[tuple[str, int]],
-    indexed: list[dict[str, Any]],
-    span: tuple[date, date],
-    wanted: Status | None,
-    workers: int,
-) -> Chunk:
-    lo, hi = span
     by_contract: dict[str, list[str]] = {}
-    for row in indexed:
+    for row in store.indexed_invoices(lo, hi):
         by_contract.setdefault(row["ContractId"], []).append(decoded_id(row))
     ran = store.ran_contracts(lo, hi)
+    registry = store.contracts()
     involved = set(by_contract) | (ran if ran is not None else {c for c, _ in registry})
     chosen = [(c, o) for c, o in registry if c in involved]
+    if contract is not None:
+        chosen = [(c, o) for c, o in chosen if c == contract]
 
-    def one(entry: tuple[str, int]) -> tuple[list[Invoice], list[tuple[date, int, int, LogEntry]]]:
-        contract_id, order = entry
-        part = store.load_range(contract_id, by_contract.get(contract_id, ()), (lo, hi))
-        invoices = []
-        for invoice_id, header in part.headers.items():
-            if codec.is_pending(header):
-                continue
-            if not lo <= codec.day(header["InvoiceDate"]) <= hi:
-                continue
-            if wanted is not None and header.get("Status") != wanted.value:
-                continue
-            invoices.append(part.invoice(invoice_id))
-        entries = []
-        for run_date, marker in part.markers.items():
-            if not lo <= run_date <= hi:
-                continue
-            log = rows.log_from_parts(run_date, contract_id, marker, part.logs.get(run_date, ()))
-            for seq, entry in enumerate(log):
-                entries.append((run_date, order, seq, entry))
-        return invoices, entries
+    with _Spool() as spool:
 
-    results = parallel(one, chosen, workers, store)
-    invoices = [inv for r in results for inv in r[0]]
-    invoices.sort(key=lambda i: (i.invoice_date, i.contract_id, i.customer_id))
-    entries = sorted((e for r in results for e in r[1]), key=lambda e: e[:3])
-    return invoices, [e[3] for e in entries]
+        def one(entry: tuple[str, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+            contract_id, order = entry
+            part = store.load_range(contract_id, by_contract.get(contract_id, ()), (lo, hi))
+            invoices = []
+            for invoice_id, header in part.headers.items():
+                if codec.is_pending(header):
+                    continue
+                if not lo <= codec.day(header["InvoiceDate"]) <= hi:
+                    continue
+                if wanted is not None and header.get("Status") != wanted.value:
+                    continue
+                invoices.append(part.invoice(invoice_id))
+            invoices.sort(key=invoice_order)
+            entries = []
+            for run_date, marker in sorted(part.markers.items()):
+                if not lo <= run_date <= hi:
+                    continue
+                parts = part.logs.get(run_date, ())
+                log = rows.log_from_parts(run_date, contract_id, marker, parts)
+                entries += [(run_date, order, seq, e) for seq, e in enumerate(log)]
+            return spool.add(invoices), spool.add(entries)
+
+        runs = parallel(one, chosen, workers, store)
+        invoices = heapq.merge(*(spool.read(*r[0]) for r in runs), key=invoice_order)
+        entries = heapq.merge(*(spool.read(*r[1]) for r in runs), key=lambda e: e[:3])
+        size = max(chunk, 1)
+        while True:
+            some = list(islice(invoices, size))
+            log = [e[3] for e in islice(entries, size)]
+            if not some and not log:
+                return
+            yield some, log
+
+
+class _Spool:
+    """Records pickled one after the other into one temporary file (a run per ``add``), and
+    read back run by run, lazily: what a merge of many runs needs, in little memory."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def add(self, records: list[Any]) -> tuple[int, int]:
+        """Spool ``records`` (from any thread): where their run starts, and how many."""
+        blob = b"".join(pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL) for r in records)
+        with self.lock:
+            offset = self.file.seek(0, os.SEEK_END)
+            self.file.write(blob)
+        return offset, len(records)
+
+    def read(self, offset: int, count: int) -> Iterator[Any]:
+        """The run spooled at ``offset``, one record at a time (only from the merging thread,
+        after every ``add``)."""
+        position = offset
+        for _ in range(count):
+            self.file.seek(position)
+            record = pickle.load(self.file)
+            position = self.file.tell()
+            yield record
 
 
 @dataclass(frozen=True)
@@ -170,17 +190,17 @@ def export_workbook(
     contract: str | None = None,
     *,
     keep: int = 0,
-    window: int = EXPORT_WINDOW,
+    chunk: int = EXPORT_CHUNK,
 ) -> Export:
-    """The invoice workbook of what ``list_invoices`` answers, written a window at a time
-    (``iter_invoices``): memory follows the window, not the range."""
+    """The invoice workbook of what ``list_invoices`` answers, written a chunk at a time
+    (``iter_invoices``): memory follows the chunk, not the range."""
     first: list[Invoice] = []
 
     def chunks() -> Iterator[Chunk]:
-        for chunk in iter_invoices(store, start, end, status, contract, window=window):
+        for part in iter_invoices(store, start, end, status, contract, chunk=chunk):
             if len(first) < keep:
-                first.extend(chunk[0][: keep - len(first)])
-            yield chunk
+                first.extend(part[0][: keep - len(first)])
+            yield part
 
     buffer = BytesIO()
     counts = write_invoice_chunks(chunks(), buffer)

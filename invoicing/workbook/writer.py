@@ -110,10 +110,10 @@ def write_invoice_chunks(
     *,
     currencies: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
-    """Write the invoice workbook from ``chunks`` of (invoices, RunLog entries), each chunk's
-    dates after the previous chunk's (an export reads its range a window of dates at a time:
-    ``services.iter_invoices``), so that only one chunk is in memory: write-only sheets stream
-    every appended row to a file of their own, and the four sheets are appended to side by side.
+    """Write the invoice workbook from ``chunks`` of (invoices, RunLog entries) that follow
+    each other in the workbook's order (``services.iter_invoices`` merges an export's contracts
+    into such chunks), so that only one chunk is in memory: write-only sheets stream every
+    appended row to a file of their own, and the four sheets are appended to side by side.
     The column widths are measured on the first chunk (write-only: they precede the first row).
     Returns the data rows written per sheet."""
     contract_currency = dict(currencies or {})
