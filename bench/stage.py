@@ -61,6 +61,15 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_mb() -> float:
+    """The peak RSS since the last ``reset_peak_rss``: VmHWM, which that reset clears.
+    ``ru_maxrss`` is never reset, and a child started by a large parent inherits its mark."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
