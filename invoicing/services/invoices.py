@@ -21,7 +21,7 @@ from invoicing.storage.errors import NotFound
 from invoicing.storage.keys import describe_key
 from invoicing.storage.store import Store
 from invoicing.workbook.layout import INVOICES, RUN_LOG
-from invoicing.workbook.writer import write_invoice_chunks
+from invoicing.workbook.writer import invoice_order, log_order, write_invoice_chunks
 
 
 def locate(store: Store, invoice_id: str) -> str:
@@ -56,19 +56,14 @@ def list_invoices(
     workers: int = DEFAULT_WORKERS,
 ) -> Chunk:
     """Committed invoices by invoice date / status / contract, and the stored RunLog of the dates
-    in range (X4), sorted like the preview (X: date, contract, customer): ``iter_invoices`` in
-    one list."""
+    in range (X4), in the invoice workbook's order (X: invoices by date, contract, customer; the
+    RunLog by date, contract): ``iter_invoices`` in one list."""
     invoices: list[Invoice] = []
     log: list[LogEntry] = []
     for chunk in iter_invoices(store, start, end, status, contract, workers=workers):
         invoices += chunk[0]
         log += chunk[1]
     return invoices, log
-
-
-def invoice_order(invoice: Invoice) -> tuple[date, str, str, str]:
-    """The order of the invoice workbook and of listings (X): date, contract, customer."""
-    return (invoice.invoice_date, invoice.contract_id, invoice.customer_id, invoice.invoice_id)
 
 
 def iter_invoices(
@@ -98,14 +93,11 @@ def iter_invoices(
     ran = store.ran_contracts(lo, hi)
     registry = store.contracts()
     involved = set(by_contract) | (ran if ran is not None else {c for c, _ in registry})
-    chosen = [(c, o) for c, o in registry if c in involved]
-    if contract is not None:
-        chosen = [(c, o) for c, o in chosen if c == contract]
+    chosen = [c for c, _ in registry if c in involved and contract in (None, c)]
 
     with _Spool() as spool:
 
-        def one(entry: tuple[str, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-            contract_id, order = entry
+        def one(contract_id: str) -> tuple[tuple[int, int], tuple[int, int]]:
             part = store.load_range(contract_id, by_contract.get(contract_id, ()), (lo, hi))
             invoices = []
             for invoice_id, header in part.headers.items():
@@ -122,17 +114,18 @@ def iter_invoices(
                 if not lo <= run_date <= hi:
                     continue
                 parts = part.logs.get(run_date, ())
-                log = rows.log_from_parts(run_date, contract_id, marker, parts)
-                entries += [(run_date, order, seq, e) for seq, e in enumerate(log)]
+                entries += rows.log_from_parts(run_date, contract_id, marker, parts)
             return spool.add(invoices), spool.add(entries)
 
         runs = parallel(one, chosen, workers, store)
+        # the sheets' own orders: a chunk then needs no other order than the one it comes in
+        # (heapq.merge keeps each contract's rows of one date in the order they were given)
         invoices = heapq.merge(*(spool.read(*r[0]) for r in runs), key=invoice_order)
-        entries = heapq.merge(*(spool.read(*r[1]) for r in runs), key=lambda e: e[:3])
+        entries = heapq.merge(*(spool.read(*r[1]) for r in runs), key=log_order)
         size = max(chunk, 1)
         while True:
             some = list(islice(invoices, size))
-            log = [e[3] for e in islice(entries, size)]
+            log = list(islice(entries, size))
             if not some and not log:
                 return
             yield some, log

@@ -80,7 +80,9 @@ __all__ = [
     "HEADER_FONT",
     "LINE_HEIGHT",
     "header_width",
+    "invoice_order",
     "invoice_workbook_bytes",
+    "log_order",
     "make_table",
     "plain_rows",
     "print_setup",
@@ -160,8 +162,8 @@ def write_invoice_chunks(
 def _sorted_chunk(
     chunk: tuple[Iterable[Invoice], Iterable[LogEntry]], contract_currency: dict[str, str]
 ) -> tuple[list[Invoice], list[LogEntry]]:
-    ordered = sorted(chunk[0], key=_invoice_order)
-    entries = sorted(chunk[1], key=_log_order)  # stable: the given order within a date, contract
+    ordered = sorted(chunk[0], key=invoice_order)
+    entries = sorted(chunk[1], key=log_order)  # stable: the given order within a date, contract
     contract_currency.update((inv.contract_id, inv.currency) for inv in ordered)
     return ordered, entries
 
@@ -199,8 +201,8 @@ def plain_rows(invoices: Iterable[Invoice], log: Iterable[LogEntry]) -> dict[str
     For the P3 floor (an unstyled write-only dump of the same rows and columns) and for tests;
     not safe to write as is: text is not protected here.
     """
-    ordered = sorted(invoices, key=_invoice_order)
-    entries = sorted(log, key=_log_order)
+    ordered = sorted(invoices, key=invoice_order)
+    entries = sorted(log, key=log_order)
     return {
         sheet: [list(columns), *_builder(sheet, ordered, entries, {}, _PLAIN)]
         for sheet, columns in SHEETS.items()
@@ -210,11 +212,13 @@ def plain_rows(invoices: Iterable[Invoice], log: Iterable[LogEntry]) -> dict[str
 # ---- rows ---------------------------------------------------------------------------------------
 
 
-def _invoice_order(invoice: Invoice) -> tuple:
+def invoice_order(invoice: Invoice) -> tuple:
+    """The order of the Invoices sheet (X): date, contract, customer (the id breaks a tie)."""
     return (invoice.invoice_date, invoice.contract_id, invoice.customer_id, invoice.invoice_id)
 
 
-def _log_order(entry: LogEntry) -> tuple:
+def log_order(entry: LogEntry) -> tuple:
+    """The order of the RunLog sheet (X): run date, contract; a contract's rows as given."""
     return (entry.run_date, entry.contract_id)
 
 

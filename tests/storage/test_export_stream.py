@@ -80,3 +80,17 @@ def test_an_export_of_a_range_with_nothing_in_it_is_the_empty_workbook(store, in
     assert read_invoice_workbook(export.data) == read_invoice_workbook(
         invoice_workbook_bytes([], [])
     )
+
+
+def test_a_chunked_run_log_is_ordered_like_the_whole_one_when_import_order_is_not_id_order(
+    store, storage_settings
+):
+    # C0 .. C11 are imported in that order, but C10 and C11 sort before C2 in the sheet
+    data = workbook(random_book(22, contracts=12, transactions=200))
+    services.import_workbook(store, data, storage_settings)
+    services.run_daily(store, storage_settings, span=(START, END))
+    invoices, log = services.list_invoices(store)
+    whole = read_invoice_workbook(invoice_workbook_bytes(invoices, log))
+    streamed = read_invoice_workbook(services.export_workbook(store, chunk=3).data)
+    assert len(whole["RunLog"]) > 3
+    assert streamed == whole
