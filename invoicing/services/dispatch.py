@@ -261,12 +261,12 @@ def _finished(
     )
 
 
-def finish(store: Store, batch: str) -> bool:
+def finish(store: Store, batch: str, head: work.Header | None = None) -> bool:
     """Write the ledger entries of ``batch``'s dates if it waits for no contract any more:
     completed with the counts of every commit marker (its done rows and those of the batches it
     took over), or incomplete naming the poisoned and blocked contracts. Safe to run twice or
     concurrently: the same rows give the same figures. True when written."""
-    head = work.header(store, batch)
+    head = head or work.header(store, batch)  # the caller's read, when it has one
     if head is None or not head.sealed:
         return False
     problems = work.problems(store, batch)
@@ -399,13 +399,14 @@ def _process_group(
         for c in contracts
         if c not in done and c in last
     ]
-    if batch and (done or given_up) and work.header(store, batch) is None:
-        # a late delivery of a batch swept a week after it finished: its dates are completed
-        # (anything it invoiced now was a committed date, skipped), so there is nothing to record
-        log.warning("batch %s is gone (finished and swept): nothing recorded", batch)
-        return [(n, WorkDone(job.contract, job.dates, 0, False)) for n, job, _ in members]
     if batch and (done or given_up):
         try:
+            head = work.header(store, batch)
+            if head is None:
+                # a late delivery of a batch swept a week after it finished: its dates are
+                # completed (what it invoiced now was a committed date, skipped): nothing to record
+                log.warning("batch %s is gone (finished and swept): nothing recorded", batch)
+                return [(n, WorkDone(job.contract, job.dates, 0, False)) for n, job, _ in members]
             if done:
                 work.record_done(store, batch, done)
                 earlier = {p["ContractId"] for p in work.problems(store, batch)} & set(done)
@@ -413,7 +414,7 @@ def _process_group(
                     work.clear_problems(store, batch, earlier)
             if given_up:
                 work.record_problems(store, batch, given_up, dates)
-            written = finish(store, batch)
+            written = finish(store, batch, head)
         except Exception as exc:  # not recorded: every message comes back, and its redo
             # (committed dates are skipped) records it then
             log.exception("the work of batch %s could not be recorded", batch)
