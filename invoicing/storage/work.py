@@ -282,23 +282,28 @@ def finished_batches(
     """Batches made more than ``KEEP_FINISHED`` before ``now`` (local time) every date of which
     is Completed in the ledger: nothing reads their rows any more (a batch that took one over
     finished before its dates completed). A batch with a date still incomplete, poisoned or
-    blocked, is kept: its rows are what the ledger, ``health`` and ``audit`` name."""
+    blocked, is kept: its rows are what the ledger, ``health`` and ``audit`` name; and so is
+    every batch that a kept batch took over (its supersedes list is transitive)."""
     cutoff = now - KEEP_FINISHED
-    found = []
+    found, kept = [], set()
     for row in store.query(
         store.globals,
         "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk",
         {"lo": PREFIX, "hi": PREFIX[:-1] + chr(ord(PREFIX[-1]) + 1), "rk": HEADER_RK},
-        select=["PartitionKey", "Dates"],
+        select=["PartitionKey", "Dates", "Supersedes"],
     ):
         batch = row["PartitionKey"][len(PREFIX) :]
         started = batch_started(batch)
-        if started is None or started > cutoff:
-            continue
         days = _days(row.get("Dates"))
-        if all(rows.ledger_state(ledger.get(d) or {}) == COMPLETED for d in days):
+        if (
+            started is not None
+            and started <= cutoff
+            and all(rows.ledger_state(ledger.get(d) or {}) == COMPLETED for d in days)
+        ):
             found.append(batch)
-    return found
+        else:  # what it took over stays too: its finish sums their done rows (a late delivery)
+            kept.update(json.loads(row.get("Supersedes") or "[]"))
+    return [b for b in found if b not in kept]
 
 
 def delete_batch(store: Store, batch: str) -> int:

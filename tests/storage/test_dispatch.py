@@ -419,3 +419,39 @@ def test_a_batch_with_an_incomplete_date_is_never_swept(store, storage_settings)
     assert summary.batch and len(batch_rows(store, summary.batch)) >= len(kept)
     report = services.health_report(store)
     assert all(list(named) == [broken] for named in report["failed_contracts"].values())
+
+
+def test_a_batch_taken_over_is_kept_while_the_batch_that_took_it_over_is_kept(
+    store, storage_settings
+):
+    """The batch that took one over sums the done rows of both when a late delivery makes it
+    finish again: sweeping the old one first would rewrite the ledger with part of its counts."""
+    settings = queued_settings(storage_settings)
+    data = imported(store, settings, 43, contracts=4, txns=200)
+    broken = sorted({i.contract_id for i in expected(data)[0]})[0]
+    original = break_configuration(store, broken)
+    queue = services.open_queue(settings)
+    first = services.run_daily(store, settings, span=(START, END), queue=queue)
+    limit = queue_host().max_dequeue_count
+    for delivery in queue.receive(60, max_messages=32):
+        with contextlib.suppress(services.WorkFailed):
+            services.process_message(store, settings, delivery.body, limit)
+    restore(store, original)
+    time.sleep(1.1)  # batch ids carry the second they were made: the next one is younger
+    second = services.run_daily(store, settings, span=(START, END), queue=queue)
+    assert isinstance(second, services.DispatchSummary) and second.taken_over == [first.batch]
+    (late,) = queue.receive(60, max_messages=32)
+    services.process_message(store, settings, late.body, 1)
+    assert all_completed(store)
+    ledger = ledger_figures(store)
+    assert first.batch and second.batch and work.batch_started(second.batch)
+    # the first batch is past the week and completed, the second is not past it yet
+    now = work.batch_started(second.batch) + work.KEEP_FINISHED - timedelta(seconds=0.5)
+    assert dispatch.sweep_batches(store, now) == []
+    assert batch_rows(store, first.batch)
+    services.process_message(store, settings, late.body, 2)  # a late delivery of the second
+    assert ledger_figures(store) == ledger
+    later = now + timedelta(seconds=1)
+    assert sorted(dispatch.sweep_batches(store, later)) == sorted([first.batch, second.batch])
+    assert_same_as_one_clean_run(store, settings, data)
+    assert services.audit(store, settings) == []
