@@ -13,6 +13,7 @@ from invoicing.engine import Invoice, LogEntry
 from invoicing.services import list_invoices
 from invoicing.storage.store import Store
 from invoicing.workbook.reader import read_workbook
+from invoicing.workbook.writer import log_order
 from tests.support.workbooks import HEADERS, Book, xlsx
 
 START = date(2020, 10, 1)
@@ -199,10 +200,12 @@ def workbook(book: Book) -> bytes:
 def expected(
     data: bytes, start: date = START, end: date = END
 ) -> tuple[list[Invoice], list[LogEntry]]:
-    """What the preview plans for ``data`` over the range: the reference of R20."""
+    """What the preview plans for ``data`` over the range: the reference of R20, in the order a
+    listing gives (the sheets' own orders; the plan's log is in import order, and contract ids
+    imported as C9 then C10 sort C10 first)."""
     plan = engine.plan_range(read_workbook(data).portfolio, engine.date_range(start, end))
     invoices = sorted(plan.invoices, key=lambda i: (i.invoice_date, i.contract_id, i.customer_id))
-    return invoices, list(plan.log)
+    return invoices, sorted(plan.log, key=log_order)
 
 
 def stored(
