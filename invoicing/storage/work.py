@@ -283,7 +283,11 @@ def finished_batches(
     is Completed in the ledger: nothing reads their rows any more (a batch that took one over
     finished before its dates completed). A batch with a date still incomplete, poisoned or
     blocked, is kept: its rows are what the ledger, ``health`` and ``audit`` name; and so is
-    every batch that a kept batch took over (its supersedes list is transitive)."""
+    every batch that a kept batch took over (its supersedes list is transitive).
+
+    Newest first: a taker before what it took over, so that a sweep cut short leaves the
+    taken batch (a late delivery of it writes no ledger: its dates name the taker) rather than
+    the taker without the done rows it sums."""
     cutoff = now - KEEP_FINISHED
     found, kept = [], set()
     for row in store.query(
@@ -303,7 +307,7 @@ def finished_batches(
             found.append(batch)
         else:  # what it took over stays too: its finish sums their done rows (a late delivery)
             kept.update(json.loads(row.get("Supersedes") or "[]"))
-    return [b for b in found if b not in kept]
+    return sorted((b for b in found if b not in kept), reverse=True)
 
 
 def delete_batch(store: Store, batch: str) -> int:
