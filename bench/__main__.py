@@ -125,6 +125,7 @@ def measure(scale: float, repeat: int, workdir: Path) -> dict[str, dict[str, Any
             raw[name] = run_module(
                 "bench.fanout", name, "--workbook", str(workbook),
                 "--connection", azurite.connection_string, *items,
+                "--azurite-pid", str(azurite.pid),
             )
     if raw["P7"]["invoices"] != raw["P7floor"]["invoices"]:  # said, not fatal: a contract
         # that failed on a reset connection is redone by the next run (inline) or redelivery

@@ -27,7 +27,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.stage import SPAN, _read, _settings, _transactions, peak_rss_mb, reset_peak_rss
+from bench.stage import (
+    SPAN,
+    _read,
+    _settings,
+    _transactions,
+    cpu_seconds,
+    peak_rss_mb,
+    reset_peak_rss,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 4
@@ -52,9 +60,11 @@ def p7_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     items = _transactions(_read(data))
     store, settings = _imported(args, data, "inline")
     reset_peak_rss()
+    cpu = _Cpu(args.azurite_pid, [])
     started = time.perf_counter()
     summary = run_daily(store, settings, span=SPAN)
     seconds = time.perf_counter() - started
+    used = cpu.used()
     # a contract that failed (a reset connection on a loaded machine) leaves its dates
     # incomplete: reported, so that a comparison with P7 can be judged
     return {
@@ -62,6 +72,7 @@ def p7_floor(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         "items": items,
         "invoices": summary.invoices,
         "failed_contracts": len(summary.failed),
+        **used,
     }
 
 
@@ -102,6 +113,7 @@ def p7(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
     try:
         time.sleep(1)  # started and polling: warm workers, like the host's instances
         reset_peak_rss()
+        cpu = _Cpu(args.azurite_pid, [w.pid for w in workers])
         started = time.perf_counter()
         summary = services.run_daily(store, settings, span=SPAN, queue=queue)
         while True:
@@ -120,6 +132,7 @@ def p7(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
                 raise SystemExit(f"the queued run did not complete in {TIMEOUT} s: {states}")
             time.sleep(POLL)
         seconds = time.perf_counter() - started
+        used = cpu.used()
     finally:
         rss = [peak_rss_mb()]
         for w in workers:
@@ -139,8 +152,31 @@ def p7(args: argparse.Namespace, data: bytes) -> dict[str, Any]:
         "dispatch_seconds": round(summary.seconds, 3),
         "workers": WORKERS,
         "incomplete_dates": incomplete,
+        **used,
         "peak_rss_mb_max": round(max(rss), 1),
     }
+
+
+class _Cpu:
+    """The CPU seconds used from now on by this process and ``pids`` (the workers), and by
+    Azurite apart: with ``cores`` they bound what fan-out can gain here (a run that needs C
+    CPU seconds cannot take less than C / cores, however many workers share it)."""
+
+    def __init__(self, azurite: int | None, pids: list[int]) -> None:
+        self.azurite, self.pids = azurite, pids
+        self.start = self._ours(), cpu_seconds(azurite) if azurite else 0.0
+
+    def _ours(self) -> float:
+        return cpu_seconds() + sum(cpu_seconds(pid) for pid in self.pids)
+
+    def used(self) -> dict[str, Any]:
+        ours = self._ours() - self.start[0]
+        emulator = (cpu_seconds(self.azurite) - self.start[1]) if self.azurite else None
+        return {
+            "cpu_seconds": round(ours, 1),
+            "azurite_cpu_seconds": None if emulator is None else round(emulator, 1),
+            "cores": os.cpu_count(),
+        }
 
 
 STAGES = {"P7": p7, "P7floor": p7_floor}
@@ -154,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default="bench", help="unused: each stage names its tables")
     parser.add_argument("--items", type=int, default=0, help="transactions (reported as is)")
     parser.add_argument("--repeat", type=int, default=1, help="unused: one timed run")
+    parser.add_argument("--azurite-pid", type=int, help="Azurite's process (its CPU is reported)")
     args = parser.parse_args(argv)
     data = args.workbook.read_bytes()
     result = STAGES[args.stage](args, data)

@@ -34,6 +34,7 @@ import argparse
 import gc
 import io
 import json
+import os
 import resource
 import sys
 import time
@@ -71,6 +72,20 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds a process has used so far (this one when ``pid`` is None):
+    P7 reports what each side cost the machine, not only how long it took."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
