@@ -485,7 +485,7 @@ def _write_plans(store: Store, planned: Planned) -> None:
     pack_size = 0
     for plan in plans:
         logs = rows.log_entities(pk, plan.run_date, plan.log)
-        marker = _marker(pk, plan, len(logs))
+        marker, logs = rows.with_inline_log(_marker(pk, plan, len(logs)), logs)
         invoice_rows: list[dict[str, Any]] = []
         for inv in plan.invoices:
             invoice_rows.extend(codec.invoice_entities(pk, inv, codec.DRAFT))

@@ -70,8 +70,10 @@ LIVE = frozenset({Status.DRAFT.value, Status.CONFIRMED.value})
 #   L:<invoice>:<line>         invoice lines
 #   M:<milestone>              milestones
 #   R:<YYYYMMDD>               the (contract, run date) commit marker, with the run's counts
+#                              and its RunLog when that packs into one entity (LogInline)
 #   T:<transaction>            transactions
-#   X:<YYYYMMDD>:<n>           the (contract, run date) RunLog, in parts
+#   X:<YYYYMMDD>:<n>           the (contract, run date) RunLog, in parts, when it does not
+#                              fit in its marker (and in stores from before LogInline)
 
 
 def txn_key(transaction_id: str) -> str:

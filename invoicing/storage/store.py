@@ -300,12 +300,15 @@ class Store(RangeReads):
         return self.query(self.table, text, params)
 
     def load(self, contract_id: str, *, with_log: bool = False) -> Partition:
-        """A contract's partition in one query (the RunLog parts only when asked)."""
+        """A contract's partition in one query; its RunLog (the ``X:`` parts, and the logs
+        inline in the markers) only when asked."""
         pk = encode_key(contract_id)
         part = Partition(pk)
         with self._count_lock:
             self.loads.append(contract_id)
         for e in self.partition_rows(pk, hi=None if with_log else "X"):
+            if not with_log and e["RowKey"].startswith("R:"):
+                e = rows.without_log(e)
             part.add(e)
         return part
 

@@ -285,11 +285,14 @@ def finished_batches(
     blocked, is kept: its rows are what the ledger, ``health`` and ``audit`` name; and so is
     every batch that a kept batch took over (its supersedes list is transitive).
 
-    Newest first: a taker before what it took over, so that a sweep cut short leaves the
-    taken batch (a late delivery of it writes no ledger: its dates name the taker) rather than
-    the taker without the done rows it sums."""
+    A taker before what it took over, so that a sweep cut short leaves the taken batch (a late
+    delivery of it writes no ledger: its dates name the taker) rather than the taker without
+    the done rows it sums. The order is by what each took over (transitive, so a taker's list
+    is longer than that of any batch it took over), not by the ids: an id is the local time to
+    the second, which two batches can share and a clock set back can reverse."""
     cutoff = now - KEEP_FINISHED
-    found, kept = [], set()
+    found: list[tuple[int, str]] = []
+    kept: set[str] = set()
     for row in store.query(
         store.globals,
         "PartitionKey ge @lo and PartitionKey lt @hi and RowKey eq @rk",
@@ -299,15 +302,16 @@ def finished_batches(
         batch = row["PartitionKey"][len(PREFIX) :]
         started = batch_started(batch)
         days = _days(row.get("Dates"))
+        took = json.loads(row.get("Supersedes") or "[]")
         if (
             started is not None
             and started <= cutoff
             and all(rows.ledger_state(ledger.get(d) or {}) == COMPLETED for d in days)
         ):
-            found.append(batch)
+            found.append((len(took), batch))
         else:  # what it took over stays too: its finish sums their done rows (a late delivery)
-            kept.update(json.loads(row.get("Supersedes") or "[]"))
-    return sorted((b for b in found if b not in kept), reverse=True)
+            kept.update(took)
+    return [b for _, b in sorted(found, reverse=True) if b not in kept]
 
 
 def delete_batch(store: Store, batch: str) -> int:

@@ -20,6 +20,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from invoicing import services
+from invoicing.catchup import COMPLETED
 from invoicing.cli import main
 from invoicing.services import dispatch
 from invoicing.settings import QUEUE, Settings, SettingsError, queue_host
@@ -460,3 +461,20 @@ def test_a_batch_taken_over_is_kept_while_the_batch_that_took_it_over_is_kept(
     assert dispatch.sweep_batches(store, later) == [first.batch]
     assert_same_as_one_clean_run(store, settings, data)
     assert services.audit(store, settings) == []
+
+
+def test_a_sweep_deletes_a_taker_before_what_it_took_over_whatever_their_ids(store):
+    """Batch ids are local wall-clock seconds plus a random suffix: a taker made in the same
+    second, or after the clock went back (DST fall-back, NTP step), can sort before the batch
+    it took over; the sweep must still delete the taker first."""
+    day = date(2026, 10, 24)
+    taken = "20261025015000-ffffffff"  # 01:50 CEST, first pass of the repeated hour
+    taker = "20261025011000-00000000"  # 01:10 CET, the repeated hour: it took ``taken`` over
+    work.write_header(store, work.header_entity(taken, [day], contracts=1, started="x"))
+    work.write_header(
+        store,
+        work.header_entity(taker, [day], contracts=1, started="x", supersedes=[taken]),
+    )
+    ledger = {day: {"State": COMPLETED}}
+    order = work.finished_batches(store, ledger, datetime(2027, 1, 1))
+    assert order == [taker, taken]
