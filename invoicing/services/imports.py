@@ -126,9 +126,10 @@ def import_portfolio(
         # every stored transaction is in the transaction index unless some contract was
         # imported before it existed (or its import is unfinished): then scan, as before
         scan = len(indexed) < len(registry_rows)
-        problems.extend(
-            _moved_transactions(store, portfolio, parts, locations, scan=scan, workers=workers)
-        )
+        if registry_rows:  # an empty registry: no contract was ever written, nothing can move
+            problems.extend(
+                _moved_transactions(store, portfolio, parts, locations, scan=scan, workers=workers)
+            )
         index_ops, stale_index, due_states = _due_index(portfolio, parts, indexed)
         index_ops += _transaction_index(portfolio, parts, indexed)
         stored_seller = store.seller() if portfolio.seller is not None else None

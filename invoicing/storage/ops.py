@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.data.tables import UpdateMode
+from azure.core.exceptions import HttpResponseError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 MAX_BATCH_OPS = 100
 MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
@@ -68,3 +69,28 @@ def merge_if_op(entity: Mapping[str, Any], etag: str) -> Op:
 def merge_op(entity: Mapping[str, Any]) -> Op:
     """Merge ``entity``'s properties into its row, creating it if missing."""
     return ("upsert", clean(entity), {"mode": UpdateMode.MERGE})
+
+
+def send(client: TableClient, ops: Sequence[Op]) -> None:
+    """Send one atomic transaction. A single upsert, insert or update goes as that one
+    operation, not as a batch: a one-entity write is atomic by itself, and the SDK's multipart
+    batch costs ~7 ms of client CPU against ~2 ms (most index and fence writes are one entity).
+    Its errors are raised as a transaction's would be (``TableTransactionError``, same status),
+    so callers keep one contract. Deletes always go as batches: the SDK's single delete hides a
+    404, which callers read as "the row changed meanwhile"."""
+    if len(ops) == 1 and ops[0][0] in ("upsert", "create", "update"):
+        kind, entity, *rest = ops[0]
+        options = rest[0] if rest else {}
+        try:
+            if kind == "upsert":
+                client.upsert_entity(entity, **options)
+            elif kind == "create":
+                client.create_entity(entity)
+            else:
+                client.update_entity(entity, **options)
+        except TableTransactionError:
+            raise
+        except HttpResponseError as exc:
+            raise TableTransactionError(message=exc.message, response=exc.response) from exc
+        return
+    client.submit_transaction(list(ops))

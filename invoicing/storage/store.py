@@ -86,6 +86,7 @@ from invoicing.storage.ops import clean as _clean
 from invoicing.storage.ops import delete_op as delete_op
 from invoicing.storage.ops import entity_size as entity_size
 from invoicing.storage.ops import replace_if_op as replace_if_op
+from invoicing.storage.ops import send
 from invoicing.storage.ops import upsert_op as upsert_op
 from invoicing.storage.partition import Partition as Partition
 from invoicing.storage.ranges import RangeReads
@@ -180,7 +181,7 @@ class Store(RangeReads):
         idempotent = all(op[0] == "upsert" for op in ops)
         for attempt in range(TRANSIENT_RETRIES + 1):
             try:
-                client.submit_transaction(list(ops))
+                send(client, ops)
                 return
             except (ServiceRequestError, ServiceResponseError, HttpResponseError) as exc:
                 transient = not isinstance(exc, HttpResponseError) or exc.status_code in (

@@ -82,12 +82,22 @@ def marked(
     return out.getvalue()
 
 
-@pytest.fixture
-def drafts(store, storage_settings) -> list[str]:
-    services.import_workbook(store, workbook(two_item_book(150)), storage_settings)
-    services.run_daily(store, storage_settings, span=(DAY, DAY))
+def draft_invoices(store, settings, contracts: int) -> list[str]:
+    services.import_workbook(store, workbook(two_item_book(contracts)), settings)
+    services.run_daily(store, settings, span=(DAY, DAY))
     invoices, _ = services.list_invoices(store)
     return [i.invoice_id for i in invoices]
+
+
+@pytest.fixture
+def drafts(store, storage_settings) -> list[str]:
+    """150 draft invoices, one per contract: room for two hundred decisions."""
+    return draft_invoices(store, storage_settings, 150)
+
+
+@pytest.fixture
+def few_drafts(store, storage_settings) -> list[str]:
+    return draft_invoices(store, storage_settings, 6)
 
 
 def test_two_hundred_decisions_apply_in_one_upload_in_row_order_and_twice_change_nothing(
@@ -139,8 +149,9 @@ def test_two_hundred_decisions_apply_in_one_upload_in_row_order_and_twice_change
 
 
 def test_bad_decisions_are_each_reported_at_their_cell_and_none_is_applied(
-    store, storage_settings, drafts
+    store, storage_settings, few_drafts
 ):
+    drafts = few_drafts
     services.confirm(store, storage_settings, drafts[0])
     upload = marked(
         exported(store),
@@ -164,8 +175,9 @@ def test_bad_decisions_are_each_reported_at_their_cell_and_none_is_applied(
 
 
 def test_a_workbook_marked_and_saved_by_libreoffice_is_accepted(
-    store, storage_settings, drafts, tmp_path: Path
+    store, storage_settings, few_drafts, tmp_path: Path
 ):
+    drafts = few_drafts
     upload = marked(exported(store), {drafts[0]: "Confirm", drafts[1]: "Cancel"}, {})
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if soffice:  # LibreOffice is not part of make setup: the round trip runs where it is installed

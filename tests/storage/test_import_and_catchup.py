@@ -268,11 +268,12 @@ def _big_schedule_book(name: str) -> Book:
     return book
 
 
-@pytest.mark.parametrize("name", ["Work", "Ünïcødé wörk ✓"])
 def test_a_contract_with_16000_schedule_rows_previews_and_imports_alike(
-    store, storage_settings, name, tmp_path
+    store, storage_settings, tmp_path
 ):
-    """R20, L4: a configuration too large for one entity is stored in parts."""
+    """R20, L4: a configuration too large for one entity is stored in parts. The names are not
+    ASCII (the ASCII case is the easier one): the parts must carry multi-byte text whole."""
+    name = "Ünïcødé wörk ✓"
     data = workbook(_big_schedule_book(name))
     source = tmp_path / "big.xlsx"
     source.write_bytes(data)
