@@ -75,22 +75,32 @@ def send(client: TableClient, ops: Sequence[Op]) -> None:
     """Send one atomic transaction. A single upsert, insert or update goes as that one
     operation, not as a batch: a one-entity write is atomic by itself, and the SDK's multipart
     batch costs ~7 ms of client CPU against ~2 ms (most index and fence writes are one entity).
-    Its errors are raised as a transaction's would be (``TableTransactionError``, same status),
-    so callers keep one contract. Deletes always go as batches: the SDK's single delete hides a
-    404, which callers read as "the row changed meanwhile"."""
+    Its errors about the entity are raised as a transaction's would be (``TableTransactionError``,
+    same status), so callers keep one contract; a missing table stays the SDK's own error, as a
+    batch gives it. Deletes always go as batches: the SDK's single delete hides a 404, which
+    callers read as "the row changed meanwhile".
+
+    The SDK's own retries are off for it (``retry_total=0``): a batch is a POST, which the SDK
+    never resends after a lost connection, but a single upsert or update is a PUT, which it
+    would resend by itself, without the lease check every write needs (R18), and a guarded PUT
+    that landed before its answer was lost would come back as a 412, "changed meanwhile", for a
+    write that succeeded. ``Store.transact`` retries what is safe to retry, as for batches."""
     if len(ops) == 1 and ops[0][0] in ("upsert", "create", "update"):
         kind, entity, *rest = ops[0]
-        options = rest[0] if rest else {}
+        options = {**(rest[0] if rest else {}), "retry_total": 0}
         try:
             if kind == "upsert":
                 client.upsert_entity(entity, **options)
             elif kind == "create":
-                client.create_entity(entity)
+                client.create_entity(entity, retry_total=0)
             else:
                 client.update_entity(entity, **options)
         except TableTransactionError:
             raise
         except HttpResponseError as exc:
+            headers = getattr(exc.response, "headers", None) or {}
+            if headers.get("x-ms-error-code") == "TableNotFound":
+                raise
             raise TableTransactionError(message=exc.message, response=exc.response) from exc
         return
     client.submit_transaction(list(ops))
