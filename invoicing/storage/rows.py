@@ -51,7 +51,7 @@ from typing import Any
 
 from invoicing.catchup import MISSED, STARTED
 from invoicing.model import Invoice, LogEntry, Outcome, Party
-from invoicing.storage import codec
+from invoicing.storage import codec, values
 from invoicing.storage.keys import encode_key
 
 # globals table partitions
@@ -347,7 +347,7 @@ def with_inline_log(
     marker: a marker without ``LogInline`` counts its ``X:`` parts as before."""
     if len(logs) != 1:
         return dict(marker), logs
-    packed = {k: v for k, v in logs[0].items() if k == "Parts" or _is_part(k)}
+    packed = {name: logs[0][name] for name in values.packed_names(logs[0])}
     return {**marker, **packed, "LogParts": 0, "LogInline": True}, []
 
 
@@ -356,11 +356,8 @@ def without_log(marker: dict[str, Any]) -> dict[str, Any]:
     them in memory: a full load of a contract with a long history)."""
     if marker.get("LogInline") is not True:
         return marker
-    return {k: v for k, v in marker.items() if k != "Parts" and not _is_part(k)}
-
-
-def _is_part(name: str) -> bool:
-    return name[:1] == "P" and name[1:].isdigit()
+    packed = set(values.packed_names(marker))
+    return {k: v for k, v in marker.items() if k not in packed}
 
 
 def log_from_parts(

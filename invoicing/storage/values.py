@@ -50,8 +50,13 @@ def pack(doc: Any, what: str) -> dict[str, Any]:
 
 
 def unpack(entity: Mapping[str, Any]) -> Any:
+    return json.loads("".join(entity[name] for name in packed_names(entity)[1:]))
+
+
+def packed_names(entity: Mapping[str, Any]) -> list[str]:
+    """The properties ``pack`` wrote into ``entity``: ``Parts`` and its ``P<n>``."""
     count = plain_int(entity.get("Parts")) or 0
-    return json.loads("".join(entity[f"P{i}"] for i in range(count)))
+    return ["Parts", *(f"P{i}" for i in range(count))]
 
 
 def pack_chunks(rows: list[Any], what: str) -> list[dict[str, Any]]:
