@@ -74,29 +74,29 @@ def merge_op(entity: Mapping[str, Any]) -> Op:
 def send(client: TableClient, ops: Sequence[Op]) -> None:
     """Send one atomic transaction. A single upsert, insert or update goes as that one
     operation, not as a batch: a one-entity write is atomic by itself, and the SDK's multipart
-    batch costs ~7 ms of client CPU against ~2 ms (most index and fence writes are one entity).
+    batch costs ~8 ms of client CPU against ~2 ms (most index and fence writes are one entity).
     Its errors about the entity are raised as a transaction's would be (``TableTransactionError``,
     same status), so callers keep one contract; a missing table stays the SDK's own error, as a
     batch gives it. Deletes always go as batches: the SDK's single delete hides a 404, which
     callers read as "the row changed meanwhile".
 
-    The SDK's own retries are off for it (``retry_total=0``): a batch is a POST, which the SDK
-    never resends after a lost connection, but a single upsert or update is a PUT, which it
-    would resend by itself, without the lease check every write needs (R18), and a guarded PUT
-    that landed before its answer was lost would come back as a 412, "changed meanwhile", for a
-    write that succeeded. ``Store.transact`` retries what is safe to retry, as for batches."""
+    The SDK retries it as it retries a batch, and no more (``retry_read=0``): a connection that
+    failed before the request went out, or a 500/503/504 answer, is retried; an answer lost
+    after the request went out is not. A batch is a POST, which the SDK never resends then, but
+    a single upsert or update is a PUT, which it would resend by itself, without the lease
+    check every write needs (R18), and a guarded PUT that had landed would come back as a 412,
+    "changed meanwhile", for a write that succeeded. ``Store.transact`` decides those retries,
+    as for batches."""
     if len(ops) == 1 and ops[0][0] in ("upsert", "create", "update"):
         kind, entity, *rest = ops[0]
-        options = {**(rest[0] if rest else {}), "retry_total": 0}
+        options = {**(rest[0] if rest else {}), "retry_read": 0}
         try:
             if kind == "upsert":
                 client.upsert_entity(entity, **options)
             elif kind == "create":
-                client.create_entity(entity, retry_total=0)
+                client.create_entity(entity, retry_read=0)
             else:
                 client.update_entity(entity, **options)
-        except TableTransactionError:
-            raise
         except HttpResponseError as exc:
             headers = getattr(exc.response, "headers", None) or {}
             if headers.get("x-ms-error-code") == "TableNotFound":
