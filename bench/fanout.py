@@ -4,7 +4,8 @@ with 4 ``worker`` processes, against the same run inline in one process (the flo
 ``python -m bench.fanout P7|P7floor --workbook W --connection C [--items N]`` prints one JSON
 object like ``bench.stage``: ``seconds``, ``items``, ``invoices``, ``peak_rss_mb``. Each imports
 the workbook into an empty store first (untimed), on an Azurite of its own (``bench.__main__``
-starts one per stage, so both meet the same emulator state).
+starts one per stage, in memory, so both meet the same emulator state and neither pays for the
+emulator's autosave of its data folder).
 
 * ``P7floor``: ``runs.run_daily`` inline over the 60 run dates (``DEFAULT_WORKERS`` threads), the
   very code path of P5.
