@@ -78,6 +78,9 @@ class Settings:
     max_rows: int = _setting(EXCEL_ROWS, "MAX_ROWS", low=1, high=EXCEL_ROWS)
     lease_seconds: int = _setting(30, "INVOICE_LEASE_SECONDS", low=15, high=60)
     table_prefix: str = _setting("invoicing", "INVOICE_TABLE_PREFIX")
+    # how many tables a NEW store spreads its contracts over (storage.shards); a store's layout
+    # is fixed when it is created, so changing this later changes nothing for it
+    table_shards: int = _setting(16, "INVOICE_TABLE_SHARDS", low=1, high=64)
     dispatch: str = _setting(INLINE, "INVOICE_DISPATCH")
     queue_name: str = _setting("invoicing-work", "INVOICE_QUEUE")
 

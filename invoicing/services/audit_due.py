@@ -12,9 +12,10 @@ last import put in the index, which the next import uses to remove stale rows).
 * *extra*: rows nothing explains (a run loads the contract for nothing; no import removes them);
 * a ``N:due`` record that disagrees with the rows.
 
-Cost: three queries whatever the number of contracts and dates (the registry, the whole index in
-one range of the globals table, and one scan of the contracts table for the configuration,
-milestone, ``N:due`` and Pending header rows only), each paged by the SDK.
+Cost: a fixed number of queries whatever the number of contracts and dates (the registry, the
+whole index in one range of the globals table, and one scan of each of the contracts' tables,
+``storage.shards``, for the configuration, milestone, ``N:due`` and Pending header rows only),
+each paged by the SDK.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ def open_store(settings: Settings) -> Store:
     if not settings.storage_connection:
         raise StorageNotConfigured()
     try:
-        store = Store(settings.storage_connection, settings.table_prefix)
+        store = Store(settings.storage_connection, settings.table_prefix, settings.table_shards)
     except ValueError:  # the SDK's "connection string is either blank or malformed"
         raise StorageNotConfigured("the storage connection string is malformed") from None
     store.ensure_tables()

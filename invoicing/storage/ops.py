@@ -9,7 +9,9 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from invoicing.storage.shards import Table
 
 MAX_BATCH_OPS = 100
 MAX_BATCH_BYTES = 3_000_000  # the service caps a transaction's payload at 4 MiB
@@ -71,7 +73,7 @@ def merge_op(entity: Mapping[str, Any]) -> Op:
     return ("upsert", clean(entity), {"mode": UpdateMode.MERGE})
 
 
-def send(client: TableClient, ops: Sequence[Op]) -> None:
+def send(client: Table, ops: Sequence[Op]) -> None:
     """Send one atomic transaction. A single upsert, insert or update goes as that one
     operation, not as a batch: a one-entity write is atomic by itself, and the SDK's multipart
     batch costs ~8 ms of client CPU against ~2 ms (most index and fence writes are one entity).

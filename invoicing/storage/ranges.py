@@ -9,28 +9,27 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from azure.data.tables import TableClient
-
 from invoicing.storage import codec, rows
 from invoicing.storage.keys import encode_key
 from invoicing.storage.partition import Partition
+from invoicing.storage.shards import Table
 
 
 class TableReads(Protocol):
     """What the range reads need of the store (``Store`` provides it)."""
 
-    table: TableClient
-    globals: TableClient
+    table: Table
+    globals: Table
 
     def query(
         self,
-        client: TableClient,
+        client: Table,
         text: str,
         parameters: Mapping[str, Any],
         select: list[str] | None = None,
     ) -> list[dict[str, Any]]: ...
 
-    def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None: ...
+    def get(self, client: Table, pk: str, rk: str) -> dict[str, Any] | None: ...
 
     def partition_rows(
         self, pk: str, lo: str | None = None, hi: str | None = None

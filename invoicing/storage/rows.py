@@ -62,6 +62,7 @@ COUNTER_RK = "invoice-number"
 CREDIT_COUNTER_RK = "credit-note-number"
 DAILY_PK, FIRST_DAILY_RK = "daily", "first"  # the date of the store's first daily run (R19)
 SELLER_PK = SELLER_RK = "seller"  # W11: the Seller sheet of the latest upload that had one
+# layout / tables: how many tables the main and work tables span (``storage.shards``)
 # I<YYYYMMDD><h>: InvoiceId -> ContractId, one partition per invoice date and first hex digit of
 # the id's hash (16 per day: a day of every contract's invoices is not one hot partition; stores
 # from before it also hold I<YYYYMM> partitions, still read)

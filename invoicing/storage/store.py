@@ -90,24 +90,27 @@ from invoicing.storage.ops import send
 from invoicing.storage.ops import upsert_op as upsert_op
 from invoicing.storage.partition import Partition as Partition
 from invoicing.storage.ranges import RangeReads
+from invoicing.storage.shards import DEFAULT_SHARDS, ShardedTable, Table, read_layout, table_names
 
 
 class Store(RangeReads):
     """The tables and the lock blob of one deployment (``prefix``), and the write discipline."""
 
-    def __init__(self, connection: str, prefix: str = "invoicing"):
+    def __init__(self, connection: str, prefix: str = "invoicing", shards: int = DEFAULT_SHARDS):
         self.connection = connection
         self.prefix = prefix
+        self.new_shards = shards  # the layout of a store created by ``ensure_tables``
         # azure-core's default retries (10, backing off up to 120 s) could send a write cleared
         # by the lease check long after the lease might have expired (R18): a few short ones,
         # and ``transact`` retries an idempotent transaction itself, after a new lease check
         self.service = TableServiceClient.from_connection_string(
             connection, retry_total=3, retry_backoff_factor=0.5, retry_backoff_max=4
         )
-        self.table: TableClient = self.service.get_table_client(prefix)
+        # the contracts' partitions, each whole in one of the layout's tables (``shards``)
+        self.table = ShardedTable(prefix)
         self.globals: TableClient = self.service.get_table_client(prefix + "globals")
         # each contract's configuration and open items, apart from its history (``snapshot``)
-        self.work: TableClient = self.service.get_table_client(prefix + "work")
+        self.work = ShardedTable(prefix + "work")
         # The blob SDK's default retry waits 15 s, then 18 s, ... (84 s to give up on a refused
         # connection): far longer than a lease lives. A few short retries fit inside one.
         self.blobs = BlobServiceClient.from_connection_string(
@@ -130,9 +133,15 @@ class Store(RangeReads):
     # ---- setup ---------------------------------------------------------------------------------
 
     def ensure_tables(self) -> None:
-        for name in (self.prefix, self.prefix + "globals", self.prefix + "work"):
-            with contextlib.suppress(ResourceExistsError):
-                self.service.create_table(name)
+        """Create the globals table if missing, then read the store's layout (``shards``),
+        creating its tables when it has none."""
+        with contextlib.suppress(ResourceExistsError):
+            self.service.create_table(self.prefix + "globals")
+        bases = (self.table.base, self.work.base)
+        shards = read_layout(self.service, self.globals, bases, self.new_shards)
+        for sharded in (self.table, self.work):
+            names = table_names(sharded.base, shards)
+            sharded.use([self.service.get_table_client(n) for n in names])
 
     def take_lease(self, seconds: int, what: str) -> Lease:
         blob = lock_blob(self.blobs, self.lock_container)
@@ -171,7 +180,7 @@ class Store(RangeReads):
         if self.write_hook is not None:
             self.write_hook(label)
 
-    def transact(self, client: TableClient, ops: Sequence[Op], label: str = "batch") -> None:
+    def transact(self, client: Table, ops: Sequence[Op], label: str = "batch") -> None:
         """One atomic entity-group transaction (one partition, <= 100 ops)."""
         if not ops:
             return
@@ -196,7 +205,7 @@ class Store(RangeReads):
                 self.before_write(label + "-retry")
 
     def submit(
-        self, client: TableClient, ops: Iterable[Op], label: str = "batch", *, workers: int = 1
+        self, client: Table, ops: Iterable[Op], label: str = "batch", *, workers: int = 1
     ) -> None:
         """Chunked transactions, in order; each op's entity must carry its PartitionKey.
 
@@ -218,13 +227,13 @@ class Store(RangeReads):
             for chunk in chunks(pk_ops):
                 self.transact(client, chunk, label)
 
-    def upsert(self, client: TableClient, entity: Mapping[str, Any], label: str = "upsert") -> None:
+    def upsert(self, client: Table, entity: Mapping[str, Any], label: str = "upsert") -> None:
         self.before_write(label)
         client.upsert_entity(_clean(entity), mode=UpdateMode.REPLACE)
 
     def replace_if(
         self,
-        client: TableClient,
+        client: Table,
         entity: Mapping[str, Any],
         etag: str,
         label: str,
@@ -253,7 +262,7 @@ class Store(RangeReads):
         )
 
     def create(
-        self, client: TableClient, entity: Mapping[str, Any], label: str = "create"
+        self, client: Table, entity: Mapping[str, Any], label: str = "create"
     ) -> Mapping[str, Any]:
         self.before_write(label)
         return client.create_entity(_clean(entity))
@@ -262,7 +271,7 @@ class Store(RangeReads):
 
     def query(
         self,
-        client: TableClient,
+        client: Table,
         text: str,
         parameters: Mapping[str, Any],
         select: list[str] | None = None,
@@ -271,12 +280,13 @@ class Store(RangeReads):
             dict(e) | {"_etag": e.metadata.get("etag")}
             for e in client.query_entities(text, parameters=dict(parameters), select=select)
         ]
+        sent = len(client.targets(text, parameters)) if isinstance(client, ShardedTable) else 1
         with self._count_lock:
-            self.queries += 1
+            self.queries += sent
             self.reads += len(found)
         return found
 
-    def get(self, client: TableClient, pk: str, rk: str) -> dict[str, Any] | None:
+    def get(self, client: Table, pk: str, rk: str) -> dict[str, Any] | None:
         with self._count_lock:
             self.queries += 1
         try:
@@ -496,7 +506,7 @@ class Store(RangeReads):
                     found[d].add(member["ContractId"])
         return found
 
-    def delete_if_present(self, client: TableClient, pk: str, rk: str, label: str) -> None:
+    def delete_if_present(self, client: Table, pk: str, rk: str, label: str) -> None:
         self.before_write(label)
         with contextlib.suppress(ResourceNotFoundError):
             client.delete_entity(pk, rk)

@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
@@ -253,19 +254,19 @@ def test_an_import_racing_the_workers_ends_with_a_clean_audit_and_every_date_com
 # ---- poison -------------------------------------------------------------------------------------
 
 
-def break_configuration(store: Store, contract_id: str) -> list[tuple[str, dict]]:
+def break_configuration(store: Store, contract_id: str) -> list[tuple[Any, dict]]:
     """Damage a contract's stored configuration (its JSON document) wherever a copy of it is
     kept (the main table, and the work table of open items when there is one); returns the
-    originals (table name, entity) to put back."""
+    originals (table, entity) to put back."""
     pk = encode_key(contract_id)
     originals = []
-    for name in (store.prefix, store.prefix + "work"):
-        client = store.service.get_table_client(name)
+    for table in (store.table, store.work):
+        client = table.client(pk)
         try:
             original = dict(client.get_entity(pk, "C"))
         except ResourceNotFoundError:
             continue
-        originals.append((name, original))
+        originals.append((client, original))
         client.upsert_entity(
             {"PartitionKey": pk, "RowKey": "C", "P0": "{broken"}, UpdateMode.MERGE
         )
@@ -273,9 +274,9 @@ def break_configuration(store: Store, contract_id: str) -> list[tuple[str, dict]
     return originals
 
 
-def restore(store: Store, originals: list[tuple[str, dict]]) -> None:
-    for name, entity in originals:
-        store.service.get_table_client(name).upsert_entity(entity, UpdateMode.REPLACE)
+def restore(store: Store, originals: list[tuple[Any, dict]]) -> None:
+    for client, entity in originals:
+        client.upsert_entity(entity, UpdateMode.REPLACE)
 
 
 def test_a_poison_message_names_its_contract_while_the_others_are_invoiced_then_a_run_finishes_it(

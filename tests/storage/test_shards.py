@@ -1,0 +1,178 @@
+"""The main and work tables spread over several tables by partition (``storage.shards``): each
+contract's partition whole in one table, a store's layout fixed when it is created, and a store
+from before shards left in its one table."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from datetime import date
+
+import pytest
+from azure.data.tables import TableServiceClient
+
+from invoicing import services
+from invoicing.settings import Settings
+from invoicing.storage.keys import encode_key
+from invoicing.storage.shards import (
+    DEFAULT_SHARDS,
+    LAYOUT_PK,
+    LAYOUT_RK,
+    ShardedTable,
+    layout_entity,
+    shard_of,
+    table_names,
+)
+from invoicing.storage.store import Store
+from tests.storage.portfolios import workbook
+from tests.support.workbooks import HEADERS, Book
+
+D = date.fromisoformat
+START = D("2020-01-01")
+
+
+def _book(contracts: int) -> Book:
+    """``contracts`` contracts, each with a daily line and two transactions of 2020-01-01."""
+    book: Book = {sheet: [list(header)] for sheet, header in HEADERS.items()}
+    for c in range(contracts):
+        cid = f"C{c}"
+        book["Contracts"].append([cid, f"Contract {c}", "USD", 30])
+        book["Customers"].append([cid, "K1", "First", 100, None, "Yes"])
+        book["ContractLines"].append(
+            [cid, "L", "Work", "Time and material", None, None, "Daily", None, START, None, None]
+        )
+        for n in (1, 2):
+            book["Transactions"].append(
+                [f"{cid}-{n}", cid, "L", "Time", START, "w", None, None, None, 10, "Yes"]
+            )
+    return book
+
+
+def _tables(settings: Settings) -> dict[str, list[dict]]:
+    """Every table of the store's prefix with its entities, straight from the service."""
+    service = TableServiceClient.from_connection_string(settings.storage_connection or "")
+    prefix = settings.table_prefix.lower()
+    return {
+        t.name: [dict(e) for e in service.get_table_client(t.name).list_entities()]
+        for t in service.list_tables()
+        if t.name.lower().startswith(prefix)
+    }
+
+
+def test_the_table_of_a_partition_never_changes() -> None:
+    # a stored store depends on it: a different hash would look for every contract elsewhere
+    assert [shard_of(pk, 16) for pk in ("C0", "C1", "Adatum~20X", "")] == [
+        zlib.crc32(pk.encode()) % 16 for pk in ("C0", "C1", "Adatum~20X", "")
+    ]
+    assert shard_of("anything", 1) == 0
+    assert table_names("inv", 1) == ["inv"]
+    assert table_names("inv", 3) == ["invs00", "invs01", "invs02"]
+
+
+def test_a_new_store_keeps_each_contract_whole_in_the_table_of_its_partition(
+    storage_settings: Settings,
+) -> None:
+    # the production default (the test session's stores use two tables: tests/conftest.py)
+    settings = dataclasses.replace(storage_settings, table_shards=DEFAULT_SHARDS)
+    store = services.open_store(settings)
+    assert store.table.shards == store.work.shards == DEFAULT_SHARDS == Settings().table_shards
+    services.import_workbook(store, workbook(_book(12)), storage_settings)
+    summary = services.run_daily(store, storage_settings, today=D("2020-01-02"))
+    assert summary.invoices == 12
+
+    tables = _tables(storage_settings)
+    prefix = storage_settings.table_prefix
+    assert prefix not in tables and prefix + "work" not in tables  # no single table
+    for base in (prefix, prefix + "work"):
+        names = table_names(base, DEFAULT_SHARDS)
+        assert set(names) <= set(tables)
+        holders: dict[str, set[int]] = {}
+        for n, name in enumerate(names):
+            for e in tables[name]:
+                holders.setdefault(e["PartitionKey"], set()).add(n)
+        assert {encode_key(f"C{c}") for c in range(12)} <= set(holders)
+        for pk, where in holders.items():
+            assert where == {shard_of(pk, DEFAULT_SHARDS)}, pk
+        assert len({n for where in holders.values() for n in where}) > 1  # spread, not piled
+    assert [r for r in tables[prefix + "globals"] if r["PartitionKey"] == LAYOUT_PK] == [
+        {"PartitionKey": LAYOUT_PK, "RowKey": LAYOUT_RK, "Shards": DEFAULT_SHARDS}
+    ]
+    assert services.audit(store, storage_settings) == []
+
+
+def test_a_store_from_before_shards_keeps_its_one_table(storage_settings: Settings) -> None:
+    # what a version before shards left: its three tables, the main one holding the contracts
+    service = TableServiceClient.from_connection_string(storage_settings.storage_connection or "")
+    prefix = storage_settings.table_prefix
+    for name in (prefix, prefix + "globals", prefix + "work"):
+        service.create_table(name)
+    store = services.open_store(storage_settings)
+    assert store.table.shards == 1 and store.work.shards == 1
+    services.import_workbook(store, workbook(_book(3)), storage_settings)
+    services.run_daily(store, storage_settings, today=D("2020-01-02"))
+
+    tables = _tables(storage_settings)
+    assert not [name for name in tables if name.startswith(prefix + "s")]
+    assert {e["PartitionKey"] for e in tables[prefix]} >= {encode_key(f"C{c}") for c in range(3)}
+    again = services.open_store(storage_settings)  # recorded: the next open reads the same
+    assert again.table.shards == 1
+    assert len(services.list_invoices(again)[0]) == 3
+
+
+def test_a_stores_layout_is_fixed_by_its_first_open(storage_settings: Settings) -> None:
+    conn = storage_settings.storage_connection or ""
+    first = Store(conn, storage_settings.table_prefix, shards=4)
+    first.ensure_tables()
+    later = Store(conn, storage_settings.table_prefix, shards=16)  # another version's default
+    later.ensure_tables()
+    assert first.table.shards == later.table.shards == later.work.shards == 4
+
+
+def test_a_damaged_layout_row_is_an_error_not_a_guess(
+    store: Store, storage_settings: Settings
+) -> None:
+    store.globals.upsert_entity({**layout_entity(16), "Shards": "sixteen"})
+    with pytest.raises(ValueError, match="layout row says 'sixteen' tables"):
+        services.open_store(storage_settings)
+
+
+def test_a_query_of_several_partitions_answers_in_one_tables_order(store: Store) -> None:
+    pks = [f"P{n:02d}" for n in range(40)]
+    assert len({shard_of(pk, store.table.shards) for pk in pks}) > 1
+    for pk in reversed(pks):
+        store.upsert(store.table, {"PartitionKey": pk, "RowKey": "b", "V": 2})
+        store.upsert(store.table, {"PartitionKey": pk, "RowKey": "a", "V": 1})
+    before = store.queries
+    found = store.query(store.table, "PartitionKey ge @lo", {"lo": "P10"})
+    assert [(e["PartitionKey"], e["RowKey"]) for e in found] == [
+        (pk, rk) for pk in pks[10:] for rk in ("a", "b")
+    ]
+    assert store.queries - before == store.table.shards  # every table was asked, and counted
+    one = store.query(store.table, "PartitionKey eq @pk", {"pk": "P07"})
+    assert [e["RowKey"] for e in one] == ["a", "b"]
+
+
+def test_a_store_whose_layout_is_not_read_refuses_to_touch_its_tables(
+    storage_settings: Settings,
+) -> None:
+    unopened = Store(storage_settings.storage_connection or "", storage_settings.table_prefix)
+    with pytest.raises(RuntimeError, match="not read yet"):
+        unopened.get(unopened.table, "C1", "C")
+    assert isinstance(unopened.work, ShardedTable) and unopened.work.shards == 0
+
+
+def test_shards_do_not_change_what_is_invoiced(storage_settings: Settings) -> None:
+    """The same upload and run on a one-table store and a sharded one: the same invoices."""
+    book = _book(9)
+    answers = []
+    for shards, suffix in ((1, "one"), (DEFAULT_SHARDS, "many")):
+        settings = dataclasses.replace(
+            storage_settings, table_prefix=storage_settings.table_prefix + suffix
+        )
+        store = Store(settings.storage_connection or "", settings.table_prefix, shards=shards)
+        store.ensure_tables()
+        services.import_workbook(store, workbook(book), settings)
+        services.run_daily(store, settings, today=D("2020-01-02"))
+        invoices, log = services.list_invoices(store)
+        answers.append((sorted(invoices), sorted(log)))
+    assert answers[0] == answers[1] and len(answers[0][0]) == 9
