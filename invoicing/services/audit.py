@@ -164,7 +164,21 @@ def transactions_in_one_contract(store: Store, note: str) -> list[str]:
     ]
 
 
+def tables_of_the_layout(store: Store, note: str) -> list[str]:
+    """No rows outside the store's tables (``storage.shards``): a version from before shards,
+    run against a store of several tables, writes to one-table names that nothing here reads,
+    so what it imported would never be invoiced and what it invoiced could be invoiced again."""
+    return [
+        f"table {name} holds rows, but this store keeps its contracts in "
+        f"{store.table.shards} tables: a version from before table shards wrote them (a rolling "
+        "upgrade or a rollback), and nothing reads them; stop that version and import its "
+        "uploads again"
+        for name in store.stray_tables()
+    ]
+
+
 STORE_CHECKS: tuple[Callable[[Store, str], list[str]], ...] = (
+    tables_of_the_layout,
     ledger_dates_finished,
     imports_finished,
     transactions_in_one_contract,

@@ -28,6 +28,7 @@ def health_report(store: Store) -> dict[str, Any]:
     try:
         ledger = store.ledger()
         imports = store.unfinished_imports()
+        strays = store.stray_tables()
     except AzureError:
         return {"status": "unavailable", "storage": False}
     states = {d.isoformat(): rows.ledger_state(e) for d, e in ledger.items()}
@@ -35,7 +36,7 @@ def health_report(store: Store) -> dict[str, Any]:
     incomplete = sorted(
         d for d, state in states.items() if state not in (catchup.MISSED, catchup.COMPLETED)
     )
-    attention = bool(missed or incomplete or imports)
+    attention = bool(missed or incomplete or imports or strays)
     # the contracts an incomplete date waits for: failed in a run, or poisoned on the work
     # queue (S9), with the reason, until someone fixes them and the next run redoes the date
     failed = {
@@ -50,4 +51,6 @@ def health_report(store: Store) -> dict[str, Any]:
         "incomplete_dates": incomplete,
         "unfinished_imports": sorted(imports),
         "failed_contracts": failed,
+        # rows a version from before table shards wrote where nothing reads them (audit says more)
+        "stray_tables": strays,
     }

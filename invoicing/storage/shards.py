@@ -19,18 +19,22 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import logging
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, TableServiceClient
+from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+log = logging.getLogger("invoicing.storage")
 DEFAULT_SHARDS = 16
 MAX_SHARDS = 64
 LAYOUT_PK, LAYOUT_RK = "layout", "tables"  # the layout row, in the globals table
+# a filter of one partition: it starts so, and has no "or" or parentheses that could widen it
 _ONE_PARTITION = re.compile(r"\s*PartitionKey eq @pk(\s|$)")
+_WIDENS = re.compile(r"[()]|\bor\b", re.IGNORECASE)
 
 
 def shard_of(pk: str, shards: int) -> int:
@@ -63,12 +67,13 @@ def layout_shards(row: Mapping[str, Any]) -> int:
 def read_layout(
     service: TableServiceClient, globals_: TableClient, bases: Sequence[str], new_shards: int
 ) -> int:
-    """How many tables the store spreads ``bases`` (its main table first) over, creating them
-    first when the store has no layout yet: a store that already has its main table (made
-    before shards) keeps its one table; a new one gets ``new_shards``. The layout row is written
-    after the tables, so a store that has one has all of them, and two first opens racing agree
-    (the second's insert fails and it reads the first's). Not a write of the store's data: no
-    lease, no write count."""
+    """How many tables the store spreads ``bases`` (its main table, then its work table) over.
+
+    The layout row is written *before* any table: its insert settles two first opens racing
+    (the second's fails, and it reads the first's), so no table is ever made for a layout that
+    lost. It says ``Ready`` once every table exists; until then each open creates the missing
+    ones (a first open cut short is finished by the next). No data is written before that, so a
+    store with data always has its row. Not a write of the store's data: no lease, no count."""
 
     def row() -> Mapping[str, Any] | None:
         try:
@@ -77,20 +82,80 @@ def read_layout(
             return None
 
     found = row()
-    if found is not None:
-        return layout_shards(found)
-    legacy = any(True for _ in service.query_tables("TableName eq @n", parameters={"n": bases[0]}))
-    shards = 1 if legacy else new_shards
-    for base in bases:
-        for name in table_names(base, shards):
-            with contextlib.suppress(ResourceExistsError):
-                service.create_table(name)
-    try:
-        globals_.create_entity(layout_entity(shards))
-    except ResourceExistsError:
+    if found is None:
+        shards = _layout_of_tables(service, bases, new_shards)
+        with contextlib.suppress(ResourceExistsError):
+            globals_.create_entity(layout_entity(shards) | {"Ready": False})
         found = row()
-        return layout_shards(found) if found is not None else shards
+        if found is None:
+            raise RuntimeError("the store's layout row could not be written or read back")
+    shards = layout_shards(found)
+    if found.get("Ready") is not True:
+        for base in bases:
+            for name in table_names(base, shards):
+                with contextlib.suppress(ResourceExistsError):
+                    service.create_table(name)
+        ready = {"PartitionKey": LAYOUT_PK, "RowKey": LAYOUT_RK, "Ready": True}
+        globals_.upsert_entity(ready, mode=UpdateMode.MERGE)
     return shards
+
+
+def strays(service: TableServiceClient, bases: Sequence[str], shards: int) -> list[str]:
+    """The tables outside the layout that hold rows: on a store of several tables, its one-table
+    names (``bases``), which only a version from before shards writes (run against this store
+    during a rolling upgrade or after a rollback); what they hold is read by nothing here."""
+    if shards == 1:
+        return []
+    found = []
+    for name in bases:
+        try:
+            if next(iter(service.get_table_client(name).list_entities(results_per_page=1)), None):
+                found.append(name)
+        except ResourceNotFoundError:
+            continue
+    return found
+
+
+def _exists(service: TableServiceClient, name: str) -> bool:
+    """Whether table ``name`` exists, asked of the table itself (so the service's own rules on
+    the case of names apply, as they do to every read and write)."""
+    try:
+        next(iter(service.get_table_client(name).list_entities(results_per_page=1)), None)
+    except ResourceNotFoundError:
+        return False
+    return True
+
+
+def _whole(service: TableServiceClient, base: str) -> int:
+    """How many of ``base``s00, s01, ... exist, counted up to the first one missing."""
+    n = 0
+    while n < MAX_SHARDS and _exists(service, f"{base}s{n:02d}"):
+        n += 1
+    return n
+
+
+def _layout_of_tables(service: TableServiceClient, bases: Sequence[str], new_shards: int) -> int:
+    """The layout of a store without a layout row, from the tables it has. None: a new store
+    (``new_shards``). Its main table alone (and its work table): a store from before shards,
+    one table. A whole set of sNN tables for both: the row was deleted, and those tables are
+    the layout whatever INVOICE_TABLE_SHARDS says now. Anything else (both kinds, or sets that
+    disagree) is not guessed at: a wrong guess would hide contracts, so the store does not
+    open until someone restores the row."""
+    main, work = bases
+    legacy = _exists(service, main)
+    counts = [_whole(service, base) for base in bases]
+    if not legacy and counts == [0, 0]:
+        return new_shards
+    if legacy and counts == [0, 0]:
+        return 1
+    if not legacy and counts[0] == counts[1] >= 2:
+        log.warning("the layout row of %s was missing: its %d tables say it", main, counts[0])
+        return counts[0]
+    raise ValueError(
+        f"the store's layout row ({LAYOUT_PK}/{LAYOUT_RK} in its globals table) is missing and "
+        f"its tables do not say one layout (table {main}: {'yes' if legacy else 'no'}; "
+        f"{main}sNN: {counts[0]}, {work}sNN: {counts[1]}): restore the row with Shards"
+    )
 
 
 def _key(entity: Mapping[str, Any]) -> tuple[str, str]:
@@ -125,7 +190,11 @@ class ShardedTable:
         """The tables a query must read: the partition's own for ``PartitionKey eq @pk ...``,
         every table otherwise (always correct, only slower)."""
         pk = (parameters or {}).get("pk")
-        if isinstance(pk, str) and _ONE_PARTITION.match(query_filter):
+        if (
+            isinstance(pk, str)
+            and _ONE_PARTITION.match(query_filter)
+            and not _WIDENS.search(query_filter)
+        ):
             return [self.client(pk)]
         self.client("")  # the not-read-yet check
         return list(self.clients)

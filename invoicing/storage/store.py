@@ -90,7 +90,8 @@ from invoicing.storage.ops import send
 from invoicing.storage.ops import upsert_op as upsert_op
 from invoicing.storage.partition import Partition as Partition
 from invoicing.storage.ranges import RangeReads
-from invoicing.storage.shards import DEFAULT_SHARDS, ShardedTable, Table, read_layout, table_names
+from invoicing.storage.shards import DEFAULT_SHARDS, ShardedTable, Table, read_layout, strays
+from invoicing.storage.shards import table_names as table_names
 
 
 class Store(RangeReads):
@@ -142,6 +143,10 @@ class Store(RangeReads):
         for sharded in (self.table, self.work):
             names = table_names(sharded.base, shards)
             sharded.use([self.service.get_table_client(n) for n in names])
+
+    def stray_tables(self) -> list[str]:
+        """Tables outside the store's layout that hold rows (``shards.strays``)."""
+        return strays(self.service, (self.table.base, self.work.base), self.table.shards)
 
     def take_lease(self, seconds: int, what: str) -> Lease:
         blob = lock_blob(self.blobs, self.lock_container)
