@@ -16,29 +16,11 @@ from invoicing.storage import snapshot
 from invoicing.storage.errors import StateChanged
 from invoicing.storage.store import Store
 from tests.storage.portfolios import workbook
-from tests.support.workbooks import HEADERS, Book
+from tests.support.workbooks import daily_book
 
 D = date.fromisoformat
 YEAR = [D("2020-01-01") + timedelta(days=n) for n in range(366)]
 LAST = YEAR[-1]
-
-
-def _book(contracts: int, days: list[date]) -> Book:
-    """``contracts`` contracts with one daily line from Jan 1, 2020 and one transaction per
-    contract on each of ``days``."""
-    book: Book = {sheet: [list(header)] for sheet, header in HEADERS.items()}
-    for c in range(contracts):
-        cid = f"C{c}"
-        book["Contracts"].append([cid, f"Contract {c}", "USD", 30])
-        book["Customers"].append([cid, "K1", "First", 100, None, "Yes"])
-        book["ContractLines"].append(
-            [cid, "L", "Work", "Time and material", None, None, "Daily", None, YEAR[0], None, None]
-        )
-        for day in days:
-            book["Transactions"].append(
-                [f"{cid}-{day:%m%d}", cid, "L", "Time", day, "w", None, None, None, 10, "Yes"]
-            )
-    return book
 
 
 def _other_store(settings, name: str) -> tuple[Store, object]:
@@ -61,14 +43,14 @@ def test_a_run_after_a_year_of_history_reads_what_a_store_of_only_its_open_work_
     store, storage_settings
 ):
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(3, YEAR)), settings)
+    services.import_workbook(store, workbook(daily_book(3, YEAR)), settings)
     summary = services.run_daily(store, settings, span=(YEAR[0], YEAR[-2]))
     assert summary.invoices == 3 * 364  # a daily line bills the days before its run date
     history = _run_cost(store, settings, LAST)
 
     # the same date's open work alone: the transactions of Dec 30 (due) and Dec 31 (not yet)
     fresh_store, fresh_settings = _other_store(settings, "fresh")
-    services.import_workbook(fresh_store, workbook(_book(3, YEAR[-2:])), fresh_settings)
+    services.import_workbook(fresh_store, workbook(daily_book(3, YEAR[-2:])), fresh_settings)
     fresh = _run_cost(fresh_store, fresh_settings, LAST)
 
     # the same rows and requests: none of the 365 invoices, markers and invoiced transactions
@@ -80,7 +62,7 @@ def test_a_run_after_a_year_of_history_reads_what_a_store_of_only_its_open_work_
 
 def test_the_work_table_keeps_only_open_items_after_each_run(store, storage_settings):
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(2, YEAR[:10])), settings)
+    services.import_workbook(store, workbook(daily_book(2, YEAR[:10])), settings)
     services.run_daily(store, settings, span=(YEAR[0], YEAR[4]))
     for cid in ("C0", "C1"):
         items = sorted(e["Id"] for e in store.work_rows(cid) if e["RowKey"].startswith("T:"))
@@ -95,7 +77,7 @@ def test_a_cancel_between_a_run_planning_and_committing_is_not_lost(store, stora
     the commit. Unfenced, the commit would write a state saying its item is invoiced, and the
     cancelled share would never go out again."""
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(1, YEAR[:2])), settings)
+    services.import_workbook(store, workbook(daily_book(1, YEAR[:2])), settings)
     services.run_daily(store, settings, span=(YEAR[1], YEAR[1]))
     (first,), _ = services.list_invoices(store)
     canceller = services.open_store(settings)
@@ -129,8 +111,8 @@ def test_an_import_while_a_worker_plans_a_contract_refuses_the_workers_commit(
     """S9: a queue worker runs without the blob lease; an import of the same contract between
     its load and its commit changes the state row's ETag, so the commit lands not at all."""
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(1, YEAR[:1])), settings)
-    changed = _book(1, YEAR[:1])
+    services.import_workbook(store, workbook(daily_book(1, YEAR[:1])), settings)
+    changed = daily_book(1, YEAR[:1])
     changed["Transactions"][1][9] = 25  # the one transaction, before it is invoiced
     importer = services.open_store(settings)
     done: list[str] = []
@@ -152,8 +134,8 @@ def test_an_import_while_a_worker_plans_a_contract_refuses_the_workers_commit(
 
 def test_an_import_of_a_contract_invoiced_since_it_was_read_is_refused(store, storage_settings):
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(1, YEAR[:1])), settings)
-    changed = _book(1, YEAR[:2])  # a second transaction: the contract's items change
+    services.import_workbook(store, workbook(daily_book(1, YEAR[:1])), settings)
+    changed = daily_book(1, YEAR[:2])  # a second transaction: the contract's items change
     worker = services.open_store(settings)
     done: list[str] = []
 
@@ -182,7 +164,7 @@ def test_cancel_adjust_and_a_credit_note_make_the_state_stale_with_their_change(
     store, storage_settings
 ):
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(3, YEAR[:3])), settings)
+    services.import_workbook(store, workbook(daily_book(3, YEAR[:3])), settings)
     services.run_daily(store, settings, span=(YEAR[1], YEAR[1]))
     invoices, _ = services.list_invoices(store)
     by_contract = {inv.contract_id: inv for inv in invoices}
@@ -208,7 +190,7 @@ def test_audit_names_a_state_or_work_table_that_disagrees_with_the_invoices(
     store, storage_settings
 ):
     settings = storage_settings
-    services.import_workbook(store, workbook(_book(2, YEAR[:3])), settings)
+    services.import_workbook(store, workbook(daily_book(2, YEAR[:3])), settings)
     services.run_daily(store, settings, span=(YEAR[1], YEAR[1]))
     state = snapshot.state_from(store.state_row("C0"))
     assert state is not None

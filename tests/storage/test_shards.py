@@ -25,27 +25,10 @@ from invoicing.storage.shards import (
 )
 from invoicing.storage.store import Store
 from tests.storage.portfolios import workbook
-from tests.support.workbooks import HEADERS, Book
+from tests.support.workbooks import daily_book
 
 D = date.fromisoformat
 START = D("2020-01-01")
-
-
-def _book(contracts: int) -> Book:
-    """``contracts`` contracts, each with a daily line and two transactions of 2020-01-01."""
-    book: Book = {sheet: [list(header)] for sheet, header in HEADERS.items()}
-    for c in range(contracts):
-        cid = f"C{c}"
-        book["Contracts"].append([cid, f"Contract {c}", "USD", 30])
-        book["Customers"].append([cid, "K1", "First", 100, None, "Yes"])
-        book["ContractLines"].append(
-            [cid, "L", "Work", "Time and material", None, None, "Daily", None, START, None, None]
-        )
-        for n in (1, 2):
-            book["Transactions"].append(
-                [f"{cid}-{n}", cid, "L", "Time", START, "w", None, None, None, 10, "Yes"]
-            )
-    return book
 
 
 def _tables(settings: Settings) -> dict[str, list[dict]]:
@@ -76,7 +59,7 @@ def test_a_new_store_keeps_each_contract_whole_in_the_table_of_its_partition(
     settings = dataclasses.replace(storage_settings, table_shards=DEFAULT_SHARDS)
     store = services.open_store(settings)
     assert store.table.shards == store.work.shards == DEFAULT_SHARDS == Settings().table_shards
-    services.import_workbook(store, workbook(_book(12)), storage_settings)
+    services.import_workbook(store, workbook(daily_book(12, [START])), storage_settings)
     summary = services.run_daily(store, storage_settings, today=D("2020-01-02"))
     assert summary.invoices == 12
 
@@ -108,7 +91,7 @@ def test_a_store_from_before_shards_keeps_its_one_table(storage_settings: Settin
         service.create_table(name)
     store = services.open_store(storage_settings)
     assert store.table.shards == 1 and store.work.shards == 1
-    services.import_workbook(store, workbook(_book(3)), storage_settings)
+    services.import_workbook(store, workbook(daily_book(3, [START])), storage_settings)
     services.run_daily(store, storage_settings, today=D("2020-01-02"))
 
     tables = _tables(storage_settings)
@@ -163,7 +146,7 @@ def test_a_store_whose_layout_is_not_read_refuses_to_touch_its_tables(
 
 def test_shards_do_not_change_what_is_invoiced(storage_settings: Settings) -> None:
     """The same upload and run on a one-table store and a sharded one: the same invoices."""
-    book = _book(9)
+    book = daily_book(9, [START])
     answers = []
     for shards, suffix in ((1, "one"), (DEFAULT_SHARDS, "many")):
         settings = dataclasses.replace(
@@ -181,7 +164,7 @@ def test_shards_do_not_change_what_is_invoiced(storage_settings: Settings) -> No
 def test_a_lost_layout_row_is_read_back_from_the_tables_whatever_the_setting_says_now(
     store: Store, storage_settings: Settings
 ) -> None:
-    services.import_workbook(store, workbook(_book(6)), storage_settings)
+    services.import_workbook(store, workbook(daily_book(6, [START])), storage_settings)
     services.run_daily(store, storage_settings, today=D("2020-01-02"))
     shards = store.table.shards
     store.globals.delete_entity(LAYOUT_PK, LAYOUT_RK)
@@ -235,7 +218,7 @@ def test_a_filter_that_could_widen_past_one_partition_reads_every_table(store: S
 def test_rows_written_outside_the_layout_are_named_by_audit_and_health(
     store: Store, storage_settings: Settings
 ) -> None:
-    services.import_workbook(store, workbook(_book(2)), storage_settings)
+    services.import_workbook(store, workbook(daily_book(2, [START])), storage_settings)
     assert services.audit(store, storage_settings) == []
     assert services.health_report(store)["stray_tables"] == []
     # what a version from before shards does with this store: its one main table, written

@@ -147,3 +147,21 @@ def drop_column(book: Book, sheet: str, name: str) -> Book:
         if len(cells) > index:
             del cells[index]
     return book
+
+
+def daily_book(contracts: int, days: list[date], start: date = date(2020, 1, 1)) -> Book:
+    """``contracts`` contracts with one daily line from ``start`` and one transaction per
+    contract on each of ``days``."""
+    book: Book = {sheet: [list(header)] for sheet, header in HEADERS.items()}
+    for c in range(contracts):
+        cid = f"C{c}"
+        book["Contracts"].append([cid, f"Contract {c}", "USD", 30])
+        book["Customers"].append([cid, "K1", "First", 100, None, "Yes"])
+        book["ContractLines"].append(
+            [cid, "L", "Work", "Time and material", None, None, "Daily", None, start, None, None]
+        )
+        for day in days:
+            book["Transactions"].append(
+                [f"{cid}-{day:%m%d}", cid, "L", "Time", day, "w", None, None, None, 10, "Yes"]
+            )
+    return book
