@@ -127,7 +127,8 @@ class Settings:
         self._check_number_prefixes()
         prefix = self.table_prefix
         # Table names are 3-63 ASCII letters and digits starting with a letter, and the longest
-        # name made from the prefix is prefix + "globals".
+        # names made from the prefix are prefix + "globals" and, with shards, prefix + "works15"
+        # (seven characters each; ``storage.shards`` makes at most 64 tables: "works63").
         if not (
             prefix.isascii()
             and prefix.isalnum()
