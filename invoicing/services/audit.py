@@ -171,8 +171,9 @@ def tables_of_the_layout(store: Store, note: str) -> list[str]:
     return [
         f"table {name} holds rows, but this store keeps its contracts in "
         f"{store.table.shards} tables: a version from before table shards wrote them (a rolling "
-        "upgrade or a rollback), and nothing reads them; stop that version and import its "
-        "uploads again"
+        "upgrade or a rollback), and nothing reads them; stop that version, import its uploads "
+        "again here, settle by hand any invoice it drafted there (this store does not know it), "
+        "then delete that table"
         for name in store.stray_tables()
     ]
 
