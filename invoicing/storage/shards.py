@@ -104,26 +104,21 @@ def strays(service: TableServiceClient, bases: Sequence[str], shards: int) -> li
     """The tables outside the layout that hold rows: on a store of several tables, its one-table
     names (``bases``), which only a version from before shards writes (run against this store
     during a rolling upgrade or after a rollback); what they hold is read by nothing here."""
-    if shards == 1:
-        return []
-    found = []
-    for name in bases:
-        try:
-            if next(iter(service.get_table_client(name).list_entities(results_per_page=1)), None):
-                found.append(name)
-        except ResourceNotFoundError:
-            continue
-    return found
+    return [] if shards == 1 else [name for name in bases if _first_row(service, name)]
+
+
+def _first_row(service: TableServiceClient, name: str) -> bool | None:
+    """None when table ``name`` does not exist, else whether it holds a row: asked of the table
+    itself (so the service's own rules on the case of names apply, as to every read and write)."""
+    try:
+        rows = service.get_table_client(name).list_entities(results_per_page=1)
+        return next(iter(rows), None) is not None
+    except ResourceNotFoundError:
+        return None
 
 
 def _exists(service: TableServiceClient, name: str) -> bool:
-    """Whether table ``name`` exists, asked of the table itself (so the service's own rules on
-    the case of names apply, as they do to every read and write)."""
-    try:
-        next(iter(service.get_table_client(name).list_entities(results_per_page=1)), None)
-    except ResourceNotFoundError:
-        return False
-    return True
+    return _first_row(service, name) is not None
 
 
 def _whole(service: TableServiceClient, base: str) -> int:

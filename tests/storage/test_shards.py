@@ -230,3 +230,18 @@ def test_rows_written_outside_the_layout_are_named_by_audit_and_health(
     report = services.health_report(store)
     assert report["status"] == "attention"
     assert report["stray_tables"] == [storage_settings.table_prefix]
+
+
+def test_two_first_opens_at_once_agree_on_one_layout(storage_settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    conn = storage_settings.storage_connection or ""
+    stores = [Store(conn, storage_settings.table_prefix, shards=n) for n in (3, 5, 3, 5)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        list(pool.map(lambda s: s.ensure_tables(), stores))
+    assert len({s.table.shards for s in stores}) == 1 and stores[0].table.shards in (3, 5)
+    assert {s.work.shards for s in stores} == {stores[0].table.shards}
+    winner = stores[0].table.shards
+    if winner == 3:  # no table was made for the layout that lost (s03, s04 are only in 5's)
+        prefix = storage_settings.table_prefix
+        assert not {prefix + "s03", prefix + "s04"} & set(_tables(storage_settings))
